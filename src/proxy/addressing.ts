@@ -1,0 +1,128 @@
+import { BlockList, isIP } from 'node:net'
+import type { SipUri, Via } from '../sip/index.js'
+import type { Listener, Peer, Side, TransportProto } from '../transport/types.js'
+
+/** '[::1]' -> '::1' (node:dgram and node:net want bare IPv6 literals). */
+export function bareHost(host: string): string {
+  return host.charCodeAt(0) === 91 /* [ */ ? host.slice(1, -1) : host
+}
+
+/** host:port as written in SIP (IPv6 in brackets). */
+export function hostport(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
+}
+
+/**
+ * Where a response goes (RFC 3261 §18.2.2 with RFC 3581): over a connection, back on it; over UDP, to the
+ * source address, and to the source port when the Via asked for rport (the edge also does so when the Via
+ * names no port, since NATed clients are the norm), else to the sent-by port.
+ */
+export function responseDestination(via: Via, source: Peer): Peer {
+  if (source.proto === 'tcp' || via.rport !== undefined || via.port === undefined) return source
+  return { proto: source.proto, address: source.address, port: via.port }
+}
+
+/** A Peer from a SIP URI whose host is an IP literal; undefined for names (no DNS on the hot path). */
+export function peerFromUri(uri: SipUri): Peer | undefined {
+  const maddr = uri.params['maddr']
+  const address = bareHost(typeof maddr === 'string' ? maddr : uri.host)
+  if (isIP(address) === 0) return undefined
+  const t = uri.params['transport']
+  const proto: TransportProto = typeof t === 'string' && t.toLowerCase() === 'tcp' ? 'tcp' : 'udp'
+  return { proto, address, port: uri.port ?? 5060 }
+}
+
+export function samePeer(a: Peer, b: Peer): boolean {
+  return a.port === b.port && a.address === b.address && a.proto === b.proto
+}
+
+/** Parses CIDR lists ('10.0.0.0/8', '::1/128', '127.0.1.5') into a BlockList; throws naming the bad entry. */
+export function cidrList(entries: readonly string[]): BlockList {
+  const list = new BlockList()
+  for (const entry of entries) {
+    const [addr, bits] = entry.split('/')
+    const family = isIP(addr ?? '')
+    if (family === 0) throw new Error(`invalid network "${entry}"`)
+    const type = family === 4 ? 'ipv4' : 'ipv6'
+    if (bits === undefined) list.addAddress(addr!, type)
+    else {
+      const prefix = Number(bits)
+      if (!Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128)) {
+        throw new Error(`invalid prefix length in "${entry}"`)
+      }
+      list.addSubnet(addr!, prefix, type)
+    }
+  }
+  return list
+}
+
+export function inList(list: BlockList, address: string): boolean {
+  const family = isIP(address)
+  return family !== 0 && list.check(address, family === 4 ? 'ipv4' : 'ipv6')
+}
+
+/**
+ * Which listeners face which side, and how the edge names itself on each. With one set of listeners for
+ * both sides (the simple setup), a source is internal when it is a known backend address or in the
+ * trusted internal networks.
+ */
+export class Sides {
+  readonly twoSided: boolean
+  /** 'host:port' (lower-case host, brackets for IPv6) of every listener, for "is this URI us?" checks. */
+  private readonly own = new Set<string>()
+  private readonly domains = new Set<string>()
+  private backendHosts = new Set<string>()
+
+  constructor(
+    readonly listeners: readonly Listener[],
+    private readonly internalNets: BlockList,
+    extraDomains: readonly string[] = [],
+  ) {
+    this.twoSided = listeners.some((l) => l.spec.side === 'internal') && listeners.some((l) => l.spec.side === 'public')
+    for (const l of listeners) this.own.add(l.hostport.toLowerCase())
+    for (const d of extraDomains) this.domains.add(d.toLowerCase())
+  }
+
+  setBackendHosts(hosts: Iterable<string>): void {
+    this.backendHosts = new Set(hosts)
+  }
+
+  isBackendHost(address: string): boolean {
+    return this.backendHosts.has(address)
+  }
+
+  sideOf(listener: Listener, source: Peer): Side {
+    if (this.twoSided) return listener.spec.side
+    return this.backendHosts.has(source.address) || inList(this.internalNets, source.address) ? 'internal' : 'public'
+  }
+
+  /** True when host[:port] names this edge (any listener, or a configured domain). */
+  isOwn(host: string, port: number | undefined): boolean {
+    const h = host.toLowerCase()
+    return this.own.has(h + ':' + (port ?? 5060)) || this.domains.has(h)
+  }
+
+  isInternalAddress(address: string): boolean {
+    return inList(this.internalNets, address)
+  }
+
+  /** True when host[:port] names a listener facing `side` (any listener in the one-sided setup). */
+  isOwnOnSide(host: string, port: number | undefined, side: Side): boolean {
+    const hp = host.toLowerCase() + ':' + (port ?? 5060)
+    for (const l of this.listeners) {
+      if ((!this.twoSided || l.spec.side === side) && l.hostport.toLowerCase() === hp) return true
+    }
+    return false
+  }
+
+  /** The listener to send from toward `side` over `proto` (falls back to any listener of that proto). */
+  listenerFor(side: Side, proto: TransportProto): Listener | undefined {
+    let fallback: Listener | undefined
+    for (const l of this.listeners) {
+      if (l.spec.proto !== proto) continue
+      if (!this.twoSided || l.spec.side === side) return l
+      fallback ??= l
+    }
+    return fallback
+  }
+}

@@ -1,0 +1,95 @@
+import { LRUCache } from 'lru-cache'
+import type { Backend } from '../dispatch/backend.js'
+import type { Peer } from '../transport/types.js'
+
+/**
+ * A call the edge carries. The Record-Route token is the source of truth for routing in-dialog requests;
+ * this table is a bounded cache on top of it: it counts active calls per backend (least-calls, metrics,
+ * draining), and routes requests of clients that ignore Record-Route (SIPp's built-in `uac` sends ACK and
+ * BYE to the edge with no Route header).
+ */
+export interface Dialog {
+  callId: string
+  /** The backend side of the call: a backend for inbound calls, the originating backend for outbound. */
+  internal: Peer
+  /** The public side of the call: the client flow (inbound) or the trunk/callee (outbound). */
+  external: Peer
+  backend: Backend | undefined
+  createdAt: number
+  /** 'in' when the call came from the public side, 'out' when a backend placed it. */
+  direction: 'in' | 'out'
+}
+
+export interface DialogTableOptions {
+  max: number
+  ttlS: number
+  onEnd(dialog: Dialog, reason: 'bye' | 'evicted' | 'expired' | 'cleared'): void
+}
+
+export class DialogTable {
+  private readonly cache: LRUCache<string, Dialog>
+  private ending: 'bye' | 'cleared' | undefined
+
+  constructor(private readonly opts: DialogTableOptions) {
+    this.cache = new LRUCache<string, Dialog>({
+      max: opts.max,
+      ttl: opts.ttlS * 1000,
+      ttlAutopurge: false,
+      updateAgeOnGet: true,
+      dispose: (dialog, _key, reason) => {
+        const why = this.ending ?? (reason === 'expire' ? 'expired' : reason === 'evict' ? 'evicted' : undefined)
+        if (why) this.opts.onEnd(dialog, why)
+      },
+    })
+  }
+
+  get size(): number {
+    return this.cache.size
+  }
+
+  get(callId: string): Dialog | undefined {
+    return this.cache.get(callId)
+  }
+
+  /** Returns false when the Call-ID is already known (a re-INVITE's 2xx, a 2xx retransmission). */
+  add(dialog: Dialog): boolean {
+    if (this.cache.has(dialog.callId)) return false
+    this.cache.set(dialog.callId, dialog)
+    return true
+  }
+
+  end(callId: string): void {
+    this.ending = 'bye'
+    try {
+      this.cache.delete(callId)
+    } finally {
+      this.ending = undefined
+    }
+  }
+
+  /** Drop expired entries now (the LRU otherwise expires lazily on access). */
+  purge(): void {
+    this.cache.purgeStale()
+  }
+
+  clear(): void {
+    this.ending = 'cleared'
+    try {
+      this.cache.clear()
+    } finally {
+      this.ending = undefined
+    }
+  }
+
+  /** A page of dialogs, oldest first, for the admin API. */
+  page(offset: number, limit: number): { total: number; items: Dialog[] } {
+    const items: Dialog[] = []
+    let i = 0
+    for (const d of this.cache.rvalues()) {
+      if (i++ < offset) continue
+      if (items.length >= limit) break
+      if (d) items.push(d)
+    }
+    return { total: this.cache.size, items }
+  }
+}

@@ -1,0 +1,930 @@
+import type { Logger } from 'pino'
+import type { Backend } from '../dispatch/backend.js'
+import type { Dispatcher } from '../dispatch/dispatcher.js'
+import {
+  H,
+  SipParseError,
+  buildAck,
+  buildCancel,
+  buildResponse,
+  newBranch,
+  newTag,
+  parseMessage,
+  validateRequest,
+  type MessageEditor,
+  type NameAddr,
+  type SipMessage,
+} from '../sip/index.js'
+import type { Transports } from '../transport/transports.js'
+import type { Inbound, Listener, Peer, Side } from '../transport/types.js'
+import { Sides, bareHost, hostport, peerFromUri, responseDestination } from './addressing.js'
+import { DialogTable, type Dialog } from './dialogs.js'
+import type { ProxyHooks, RequestContext } from './hooks.js'
+import { TimerWheel } from './timer_wheel.js'
+import { TokenCodec, type RouteToken } from './tokens.js'
+import { ClientTx, ServerTx, T1, T2, T4, TIMER_B, TIMER_C, enumState, serverKey } from './transactions.js'
+
+/** Counters the edge exposes as metrics; every method is called on the hot path, so keep them cheap. */
+export interface ProxyObserver {
+  request(side: Side, method: string): void
+  response(side: Side, status: number): void
+  parseError(side: Side): void
+  refused(reason: 'relay' | 'token' | 'draining' | 'overload' | 'acl' | 'rate' | 'loop' | 'hops'): void
+  failover(from: Backend): void
+  callStarted(backend: Backend | undefined, setupMs: number): void
+  callEnded(backend: Backend | undefined, reason: string): void
+  retransmission(): void
+}
+
+const NO_OBSERVER: ProxyObserver = {
+  request() {},
+  response() {},
+  parseError() {},
+  refused() {},
+  failover() {},
+  callStarted() {},
+  callEnded() {},
+  retransmission() {},
+}
+
+export interface ProxyOptions {
+  secret: string
+  /** Backend set for new calls from the public side when no hook chooses one. */
+  defaultSet?: string
+  failover?: { maxTries?: number; inviteTimeoutMs?: number; codes?: readonly number[] }
+  maxTransactions?: number
+  maxDialogs?: number
+  dialogTtlS?: number
+  /** Outbound gateway for calls placed by backends (their R-URI is kept; the packet goes to the trunk). */
+  trunk?: Peer
+  /** Answer 503 with this Retry-After to new calls while draining. */
+  retryAfterS?: number
+  hooks?: ProxyHooks
+  observer?: ProxyObserver
+  /** Sources allowed to send calls outward besides the internal side (set on the Sides object). */
+}
+
+const RR_PARAM = 'sk'
+const CONTACT_PARAM = 'ct'
+
+/**
+ * The stateful proxy core (RFC 3261 §16 + §17): validates, routes (loose routing, Record-Route tokens,
+ * dispatch), forwards by splicing the received bytes, and runs the transactions that make failover,
+ * CANCEL and retransmissions work. One instance per process; every handler is synchronous.
+ */
+export class Proxy {
+  readonly dialogs: DialogTable
+  readonly tokens: TokenCodec
+  readonly wheel = new TimerWheel(10, 4096)
+  draining = false
+
+  private readonly servers = new Map<string, ServerTx>()
+  private readonly clients = new Map<string, ClientTx>()
+  private readonly maxTries: number
+  private readonly inviteTimeoutMs: number
+  private readonly failoverCodes: ReadonlySet<number>
+  private readonly maxTransactions: number
+  private readonly defaultSet: string
+  private readonly observer: ProxyObserver
+  private readonly hooks: ProxyHooks
+  private readonly fireServer = (tx: ServerTx, now: number): void => this.onServerTimer(tx, now)
+  private readonly fireClient = (tx: ClientTx, now: number): void => this.onClientTimer(tx, now)
+  /** Local tag for responses the edge itself generates (stable per process, enough to be unique per call). */
+  private readonly localTag = newTag()
+
+  constructor(
+    private readonly transports: Transports,
+    readonly sides: Sides,
+    private readonly dispatcher: Dispatcher,
+    private readonly opts: ProxyOptions,
+    private readonly log: Logger,
+  ) {
+    this.tokens = new TokenCodec(opts.secret)
+    this.maxTries = opts.failover?.maxTries ?? 3
+    this.inviteTimeoutMs = opts.failover?.inviteTimeoutMs ?? 2000
+    this.failoverCodes = new Set(opts.failover?.codes ?? [408, 500, 503])
+    this.maxTransactions = opts.maxTransactions ?? 200_000
+    this.defaultSet = opts.defaultSet ?? 'default'
+    this.observer = opts.observer ?? NO_OBSERVER
+    this.hooks = opts.hooks ?? {}
+    this.dialogs = new DialogTable({
+      max: opts.maxDialogs ?? 200_000,
+      ttlS: opts.dialogTtlS ?? 4 * 3600,
+      onEnd: (d, reason) => {
+        if (d.backend) this.dispatcher.callEnded(d.backend)
+        this.observer.callEnded(d.backend, reason)
+        this.hooks.onDialogEnd?.(d, reason)
+      },
+    })
+  }
+
+  start(): void {
+    this.wheel.start()
+  }
+
+  stop(): void {
+    this.wheel.stop()
+  }
+
+  get transactionCount(): number {
+    return this.servers.size + this.clients.size
+  }
+
+  /** Calls still being set up or carried (for draining). */
+  get busy(): number {
+    return this.dialogs.size + this.servers.size
+  }
+
+  // ---------------------------------------------------------------- inbound entry points (transport handlers)
+
+  handleMessage(inb: Inbound): void {
+    const side = this.sides.sideOf(inb.listener, inb.source)
+    try {
+      if (inb.msg.isRequest) this.onRequest(inb, side)
+      else this.onResponse(inb, side)
+    } catch (err) {
+      if (err instanceof SipParseError) {
+        this.observer.parseError(side)
+        if (inb.msg.isRequest && inb.msg.method !== 'ACK') this.replyTo(inb, err.status, shortReason(err))
+        this.log.debug({ err: err.message, src: inb.source.address }, 'bad message')
+      } else {
+        this.log.error({ err, src: inb.source.address }, 'proxy failed on a message')
+      }
+    }
+  }
+
+  /** Bytes that did not parse: answer 400 when enough of a request is there to build a response. */
+  handleParseError(err: Error, buf: Buffer, source: Peer, listener: Listener, connId?: number): void {
+    const side = this.sides.sideOf(listener, source)
+    this.observer.parseError(side)
+    // A truncated or broken message cannot be answered reliably; a best-effort 400 needs Via/From/To/Call-ID/CSeq.
+    try {
+      const msg = parseMessage(buf)
+      if (!msg.isRequest || msg.method === 'ACK') return
+      const status = err instanceof SipParseError ? err.status : 400
+      const out = buildResponse(msg, status, shortReason(err))
+      this.transports.send(out, responseDestination(msg.via, source), listener, connId)
+    } catch {
+      // Not even the headers a response needs: drop silently (RFC 3261 §16.3 / §18.3).
+    }
+  }
+
+  /** A send failed (ICMP unreachable, refused, reset): fail the client transactions waiting on that peer now. */
+  handleSendError(_err: Error, dest: Peer): void {
+    for (const ct of this.clients.values()) {
+      if (ct.state === enumState.trying && ct.target.port === dest.port && ct.target.address === dest.address) {
+        this.clientFailed(ct, 'transport error', 503)
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- requests
+
+  private onRequest(inb: Inbound, side: Side): void {
+    const msg = inb.msg
+    validateRequest(msg)
+    const method = msg.method
+    this.observer.request(side, method)
+    if (method === 'ACK') return this.onAck(inb, side)
+    if (method === 'CANCEL') return this.onCancel(inb, side)
+
+    const key = serverKey(msg, method)
+    const existing = this.servers.get(key)
+    if (existing) return this.onRetransmission(existing)
+
+    const mf = msg.maxForwards
+    if (mf === 0) {
+      this.observer.refused('hops')
+      return this.replyTo(inb, 483, 'Too Many Hops')
+    }
+    if (this.isLooped(msg)) {
+      this.observer.refused('loop')
+      return this.replyTo(inb, 482, 'Loop Detected')
+    }
+    if (this.servers.size >= this.maxTransactions) {
+      this.observer.refused('overload')
+      return this.replyTo(inb, 503, 'Service Unavailable', [['Retry-After', '5']])
+    }
+
+    const route = this.processRoutes(msg)
+    if (route === 'forged') {
+      this.observer.refused('token')
+      return this.replyTo(inb, 403, 'Forbidden')
+    }
+    if (route === 'stale') return this.replyTo(inb, 404, 'Not Found')
+
+    const inDialog = msg.toTag !== undefined
+    if (inDialog) return this.forwardInDialog(inb, side, route, key)
+    return this.forwardInitial(inb, side, route, key)
+  }
+
+  /** Retransmitted request: answer from the last response, or absorb it (the client is still waiting). */
+  private onRetransmission(st: ServerTx): void {
+    this.observer.retransmission()
+    if (st.lastResponse && st.state !== enumState.accepted) {
+      this.transports.send(st.lastResponse, st.responseDest, st.listener, st.connId)
+    }
+  }
+
+  /** A Via with one of our own sent-by values and a branch made from the same request means a loop. */
+  private isLooped(msg: SipMessage): boolean {
+    const vias = msg.vias
+    if (vias.length < 2) return false
+    for (let i = 0; i < vias.length; i++) {
+      const v = vias[i]!
+      if (this.sides.isOwn(v.host, v.port)) return true
+    }
+    return false
+  }
+
+  /**
+   * Loose routing (RFC 3261 §16.4): pop the edge's own Route entries (two when the Record-Route was doubled
+   * across sides), and undo a strict router's rewrite (R-URI is our Record-Route URI). Returns the routing
+   * state carried by our token, or none when the request did not carry one.
+   */
+  private processRoutes(msg: SipMessage): RouteState | 'forged' | 'stale' {
+    const state: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined }
+    const routes = msg.has(H.Route) ? msg.routes : EMPTY
+    let firstOther = 0
+    const ruri = msg.uri
+    const ruriIsOwn = this.sides.isOwn(ruri.host, ruri.port)
+    if (ruriIsOwn && typeof ruri.params[RR_PARAM] === 'string' && routes.length > 0) {
+      // Strict router before us: it put our Record-Route URI in the R-URI and the real target last in Route.
+      const last = routes[routes.length - 1]!
+      state.newRuri = last.uriText
+      state.popped.push(last)
+      const t = this.tokens.openRoute(ruri.params[RR_PARAM] as string)
+      if (typeof t === 'string') return t
+      state.token = t
+    } else if (ruriIsOwn && typeof ruri.params[CONTACT_PARAM] === 'string') {
+      const c = this.tokens.openContact(ruri.params[CONTACT_PARAM] as string)
+      if (typeof c === 'string') return c
+      state.newRuri = c.uri
+      state.contact = c.peer
+    }
+    for (; firstOther < routes.length && firstOther < 2; firstOther++) {
+      const r = routes[firstOther]!
+      if (state.popped.includes(r)) break
+      if (!this.sides.isOwn(r.uri.host, r.uri.port)) break
+      state.popped.push(r)
+      const sk = r.uri.params[RR_PARAM]
+      if (typeof sk === 'string' && !state.token) {
+        const t = this.tokens.openRoute(sk)
+        if (typeof t === 'string') return t
+        state.token = t
+      }
+    }
+    state.nextRoute = routes[firstOther] && !state.popped.includes(routes[firstOther]!) ? routes[firstOther] : undefined
+    return state
+  }
+
+  // ------------------------------------------------------------ in-dialog requests
+
+  private forwardInDialog(inb: Inbound, side: Side, route: RouteState, key: string): void {
+    const msg = inb.msg
+    let target: Peer | undefined
+    let outSide: Side
+    const t = route.token
+    if (t) {
+      const fromInternal = this.sides.twoSided ? side === 'internal' : isFrom(inb.source, t.internal, t.external)
+      target = fromInternal ? t.external : t.internal
+      outSide = fromInternal ? 'public' : 'internal'
+    } else if (route.contact) {
+      target = route.contact
+      outSide = 'internal'
+    } else {
+      // No token: a client that ignores Record-Route, or a request addressed past us.
+      const d = this.dialogs.get(msg.callId)
+      if (d) {
+        const fromInternal = this.sides.twoSided ? side === 'internal' : isFrom(inb.source, d.internal, d.external)
+        target = fromInternal ? d.external : d.internal
+        outSide = fromInternal ? 'public' : 'internal'
+      } else if (route.nextRoute || !this.sides.isOwn(msg.uri.host, msg.uri.port)) {
+        if (side === 'public') {
+          this.observer.refused('relay')
+          return this.replyTo(inb, 403, 'Forbidden')
+        }
+        target = peerFromUri(route.nextRoute ? route.nextRoute.uri : msg.uri)
+        outSide = 'public'
+        if (!target) return this.replyTo(inb, 404, 'Not Found')
+      } else {
+        return this.replyTo(inb, 481, 'Call/Transaction Does Not Exist')
+      }
+    }
+    if (route.nextRoute && outSide === 'public' && !t) {
+      const next = peerFromUri(route.nextRoute.uri)
+      if (next) target = next
+    }
+    const st = this.newServerTx(inb, side, key)
+    this.sendDownstream(st, inb, outSide, target, route, undefined)
+    if (msg.method === 'BYE') this.dialogs.end(msg.callId)
+  }
+
+  // ------------------------------------------------------------ new requests
+
+  private forwardInitial(inb: Inbound, side: Side, route: RouteState, key: string): void {
+    const msg = inb.msg
+    const method = msg.method
+    const ruriIsOwn = this.sides.isOwn(msg.uri.host, msg.uri.port)
+    if (side === 'public' && !ruriIsOwn && !route.token && !route.nextRoute) {
+      // Not for us and not in a dialog we know: never relay for the outside.
+      this.observer.refused('relay')
+      return this.replyTo(inb, 403, 'Forbidden')
+    }
+    if (side === 'public' && route.nextRoute) {
+      this.observer.refused('relay')
+      return this.replyTo(inb, 403, 'Forbidden')
+    }
+    if (method === 'OPTIONS' && ruriIsOwn && msg.uri.user === undefined) {
+      return this.replyTo(inb, 200, 'OK', [['Allow', ALLOW], ['Accept', 'application/sdp']])
+    }
+    if (this.draining && method === 'INVITE') {
+      this.observer.refused('draining')
+      return this.replyTo(inb, 503, 'Service Unavailable', [['Retry-After', String(this.opts.retryAfterS ?? 30)]])
+    }
+
+    const goesOut = side === 'internal' && !ruriIsOwn
+    let ctx: RequestContext | undefined
+    if (this.hooks.onRequest) {
+      ctx = { msg, source: inb.source, side, edit: msg.edit(), set: this.defaultSet }
+      this.hooks.onRequest(ctx)
+      if (ctx.reject) return this.replyTo(inb, ctx.reject.status, ctx.reject.reason)
+    }
+
+    const st = this.newServerTx(inb, side, key)
+    if (method === 'INVITE') this.sendProvisional(st, 100, 'Trying')
+
+    if (ctx?.target || goesOut) {
+      const target = ctx?.target ?? this.opts.trunk ?? (route.nextRoute ? peerFromUri(route.nextRoute.uri) : peerFromUri(msg.uri))
+      if (!target) return this.finalLocal(st, 404, 'Not Found')
+      this.sendDownstream(st, inb, 'public', target, route, ctx?.edit)
+      return
+    }
+    st.set = ctx?.set ?? this.defaultSet
+    const forced = ctx?.backend
+    if (!this.tryBackend(st, forced, ctx?.edit)) this.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
+  }
+
+  /** Picks the next backend (excluding those tried) and forwards to it; false when none is left. */
+  private tryBackend(st: ServerTx, forced?: Backend, edit?: MessageEditor): boolean {
+    const msg = st.request
+    if (!msg || st.cancelled || st.tries >= this.maxTries || st.set === undefined) return false
+    let backend = forced
+    if (!backend && this.hooks.selectBackend) {
+      backend = this.hooks.selectBackend(st.set, msg, this.dispatcher.backends(st.set), st.tried)
+    }
+    backend ??= this.dispatcher.select(st.set, { callId: msg.callId, fromUser: fromUserOf(msg) }, st.tried)
+    if (!backend) return false
+    st.tries++
+    ;(st.tried ??= new Set()).add(backend)
+    const target: Peer = { proto: backend.target.proto, address: backend.target.host, port: backend.target.port }
+    const inb: Inbound = { msg, source: st.source, listener: st.listener, connId: st.connId }
+    return this.sendDownstream(st, inb, 'internal', target, NO_ROUTE, edit, backend)
+  }
+
+  /**
+   * Builds the forwarded request by splicing the received bytes (Via, Max-Forwards, Route pops,
+   * Record-Route, topology hiding) and starts the client transaction.
+   */
+  private sendDownstream(
+    st: ServerTx,
+    inb: Inbound,
+    outSide: Side,
+    target: Peer,
+    route: RouteState,
+    hookEdit: MessageEditor | undefined,
+    backend?: Backend,
+  ): boolean {
+    const msg = inb.msg
+    const listener = this.sides.listenerFor(outSide, target.proto)
+    if (!listener) {
+      this.finalLocal(st, 503, 'Service Unavailable')
+      return false
+    }
+    // A hook's editor can be used once; failover attempts after the first start from a fresh one.
+    const ed = hookEdit && st.tries <= 1 ? hookEdit : msg.edit()
+    if (route.newRuri !== undefined) ed.setRequestUri(route.newRuri)
+    for (const r of route.popped) ed.removeElement(r)
+    const mf = msg.maxForwards
+    ed.setMaxForwards(mf === undefined ? 69 : Math.min(mf, 256) - 1)
+
+    const leavingInside = st.side === 'internal' && outSide === 'public'
+    if (leavingInside) this.hideInternal(msg, ed, st, listener)
+
+    const method = st.method
+    if (isDialogCreating(method) && msg.toTag === undefined) {
+      const internalPeer = outSide === 'internal' ? target : inb.source
+      const externalPeer = outSide === 'internal' ? inb.source : target
+      const token = this.tokens.sealRoute(internalPeer, externalPeer)
+      if (outSide === 'internal') {
+        // Toward a backend: the entry that faces the backend on top, then the public one when they differ.
+        const inner = this.sides.listenerFor('internal', target.proto) ?? listener
+        const outer = this.sides.listenerFor('public', inb.source.proto) ?? inner
+        const rr = recordRoute(inner, token) + (outer !== inner ? ', ' + recordRoute(outer, token) : '')
+        ed.prependHeader('Record-Route', rr)
+      } else {
+        ed.prependHeader('Record-Route', recordRoute(listener, token))
+      }
+    }
+    const branch = newBranch()
+    ed.prependHeader('Via', `SIP/2.0/${listener.spec.proto === 'tcp' ? 'TCP' : 'UDP'} ${listener.hostport};branch=${branch}`)
+    const out = ed.toBuffer()
+
+    const ct = new ClientTx(branch, method, st, backend, target, listener, this.fireClient)
+    ct.out = out
+    st.client = ct
+    this.clients.set(branch, ct)
+    const now = Date.now()
+    if (!ct.reliable) {
+      ct.retransMs = T1
+      ct.retransAt = now + T1
+    }
+    ct.timeoutAt = now + (method === 'INVITE' && backend ? this.inviteTimeoutMs : TIMER_B)
+    this.armClient(ct, now)
+    this.transports.send(out, target, listener)
+    return true
+  }
+
+  /** Toward the public side from inside: drop internal Vias (restored on the way back), hide Contact and From hosts. */
+  private hideInternal(msg: SipMessage, ed: MessageEditor, st: ServerTx, listener: Listener): void {
+    const vias = msg.vias
+    const parts: string[] = []
+    for (const v of vias) parts.push(v.raw)
+    st.hiddenVias = parts.join(', ')
+    ed.removeHeaders(H.Via)
+    if (msg.has(H.RecordRoute)) ed.removeHeaders(H.RecordRoute)
+    if (msg.has(H.Contact) && !msg.contactStar) {
+      const c = msg.contacts[0]
+      if (c) ed.setHeader(H.Contact, this.contactAlias(c, st.source, listener))
+    }
+    this.hideHost(msg, ed, H.From, listener)
+    if (msg.isRequest) this.hideHost(msg, ed, H.To, listener)
+  }
+
+  /** Replaces an internal host in a From/To URI by the edge's public address (dialogs match on tags, not URIs). */
+  private hideHost(msg: SipMessage, ed: MessageEditor, id: number, listener: Listener): void {
+    const i = msg.indexOf(id)
+    if (i < 0) return
+    const addr = id === H.From ? msg.from : msg.to
+    const host = bareHost(addr.uri.host)
+    if (!this.isInternalHost(host)) return
+    const value = msg.headerValue(i)
+    const hp = addr.uri.port === undefined ? addr.uri.host : addr.uri.host + ':' + addr.uri.port
+    const at = value.indexOf(hp)
+    if (at < 0) return
+    ed.replaceRange(msg.headerValueStart(i), msg.headerValueEnd(i), value.slice(0, at) + listener.hostport + value.slice(at + hp.length))
+  }
+
+  private isInternalHost(address: string): boolean {
+    return this.sides.isBackendHost(address) || this.sides.isInternalAddress(address)
+  }
+
+  /** `<sip:edge;ct=TOKEN>` plus the original header parameters (expires, +sip.instance ...). */
+  private contactAlias(c: NameAddr, peer: Peer, listener: Listener): string {
+    const token = this.tokens.sealContact(c.uriText, peer)
+    let params = ''
+    for (const k in c.params) {
+      const v = c.params[k]
+      params += v === true ? ';' + k : ';' + k + '=' + v
+    }
+    const transport = listener.spec.proto === 'tcp' ? ';transport=tcp' : ''
+    return `<sip:${listener.hostport}${transport};${CONTACT_PARAM}=${token}>${params}`
+  }
+
+  // ------------------------------------------------------------ ACK and CANCEL
+
+  private onAck(inb: Inbound, side: Side): void {
+    const msg = inb.msg
+    const st = this.servers.get(serverKey(msg, 'INVITE'))
+    if (st && st.state === enumState.completed) {
+      // ACK for our non-2xx final response: hop by hop, it ends here (timer I absorbs stray copies).
+      st.state = enumState.terminated
+      this.wheel.disarm(st)
+      this.wheel.arm(st, st.reliable ? 0 : T4)
+      return
+    }
+    if (msg.maxForwards === 0) return
+    // ACK for a 2xx: its own transaction, routed end to end like any in-dialog request, statelessly.
+    const route = this.processRoutes(msg)
+    if (typeof route === 'string') return
+    let target: Peer | undefined
+    let outSide: Side = 'internal'
+    const t = route.token
+    if (t) {
+      const fromInternal = this.sides.twoSided ? side === 'internal' : isFrom(inb.source, t.internal, t.external)
+      target = fromInternal ? t.external : t.internal
+      outSide = fromInternal ? 'public' : 'internal'
+    } else if (route.contact) {
+      target = route.contact
+    } else {
+      const d = this.dialogs.get(msg.callId)
+      if (!d) return
+      const fromInternal = this.sides.twoSided ? side === 'internal' : isFrom(inb.source, d.internal, d.external)
+      target = fromInternal ? d.external : d.internal
+      outSide = fromInternal ? 'public' : 'internal'
+    }
+    const listener = this.sides.listenerFor(outSide, target.proto)
+    if (!listener) return
+    const ed = msg.edit()
+    if (route.newRuri !== undefined) ed.setRequestUri(route.newRuri)
+    for (const r of route.popped) ed.removeElement(r)
+    const mf = msg.maxForwards
+    ed.setMaxForwards(mf === undefined ? 69 : Math.min(mf, 256) - 1)
+    if (outSide === 'public') {
+      // Stateless: the internal Vias need not come back (an ACK has no response), so drop them all.
+      ed.removeHeaders(H.Via)
+      if (msg.has(H.Contact) && msg.contacts[0]) ed.setHeader(H.Contact, this.contactAlias(msg.contacts[0], inb.source, listener))
+    }
+    // Stateless branch: derived from the incoming one so retransmitted ACKs keep the same branch (§16.11).
+    const branch = 'z9hG4bKs' + fnv1a(msg.topViaBranch ?? msg.callId).toString(36)
+    ed.prependHeader('Via', `SIP/2.0/${listener.spec.proto === 'tcp' ? 'TCP' : 'UDP'} ${listener.hostport};branch=${branch}`)
+    this.transports.send(ed.toBuffer(), target, listener)
+  }
+
+  private onCancel(inb: Inbound, _side: Side): void {
+    const msg = inb.msg
+    const st = this.servers.get(serverKey(msg, 'INVITE'))
+    if (!st) return this.replyTo(inb, 481, 'Call/Transaction Does Not Exist')
+    this.replyTo(inb, 200, 'OK')
+    if (st.lastStatus >= 200 || st.cancelled) return
+    st.cancelled = true
+    const ct = st.client
+    if (!ct) return
+    // RFC 3261 §9.1: CANCEL only once the branch sent a provisional response; until then, hold it.
+    if (ct.state === enumState.proceeding) this.sendCancel(ct)
+    else ct.cancelPending = true
+  }
+
+  private sendCancel(ct: ClientTx): void {
+    if (!ct.out) return
+    const invite = parseMessage(ct.out)
+    this.transports.send(buildCancel(invite), ct.target, ct.listener)
+    ct.cancelPending = false
+    // If the backend never answers the CANCEL with a 487, timer C / B ends the INVITE with a 487 upstream.
+    ct.timeoutAt = Date.now() + 64 * T1
+    this.armClient(ct, Date.now())
+  }
+
+  // ---------------------------------------------------------------- responses
+
+  private onResponse(inb: Inbound, side: Side): void {
+    const msg = inb.msg
+    const status = msg.status
+    this.observer.response(side, status)
+    const via = msg.via
+    if (!this.sides.isOwn(via.host, via.port)) return // not ours: RFC 3261 §16.7 step 1 says drop
+    const method = msg.cseq.method
+    if (method === 'CANCEL') return // the CANCEL's own answer ends at the edge
+    const ct = via.branch ? this.clients.get(via.branch) : undefined
+    if (!ct || ct.method !== method) return
+    const st = ct.server
+
+    if (ct.state >= enumState.completed) {
+      if (ct.state === enumState.completed && ct.isInvite && status >= 300 && ct.ackForNon2xx) {
+        this.transports.send(ct.ackForNon2xx, ct.target, ct.listener) // response retransmitted: our ACK got lost
+      } else if (ct.state === enumState.accepted && status < 300 && status >= 200 && st) {
+        this.relayResponse(st, ct, msg) // 2xx retransmission: pass it on, end to end (RFC 6026)
+      }
+      return
+    }
+
+    if (status < 200) {
+      if (ct.state === enumState.trying) {
+        ct.state = enumState.proceeding
+        ct.retransAt = 0
+        // After a provisional, the call is alive on this backend: no more failover, timer C bounds the wait.
+        ct.timeoutAt = Date.now() + (ct.isInvite ? TIMER_C : TIMER_B)
+        this.armClient(ct, Date.now())
+        if (ct.backend) this.dispatcher.reportSuccess(ct.backend)
+      }
+      if (ct.cancelPending) this.sendCancel(ct)
+      if (status === 100 || !st || st.lastStatus >= 200) return
+      this.relayResponse(st, ct, msg)
+      return
+    }
+
+    this.wheel.disarm(ct)
+    ct.retransAt = 0
+    if (status < 300) {
+      if (ct.isInvite) {
+        ct.state = enumState.accepted
+        ct.out = undefined
+        this.wheel.arm(ct, TIMER_B) // keep the branch for 2xx retransmissions, then forget it
+        if (st) this.callEstablished(st, ct, msg)
+      } else {
+        this.completeClient(ct)
+      }
+      if (st) this.relayResponse(st, ct, msg)
+      return
+    }
+
+    // 3xx-6xx
+    if (ct.isInvite && ct.out) {
+      ct.ackForNon2xx = buildAck(parseMessage(ct.out), msg)
+      this.transports.send(ct.ackForNon2xx, ct.target, ct.listener)
+    }
+    this.completeClient(ct)
+    if (!st || st.lastStatus >= 200) return
+    if (ct.backend && this.failoverCodes.has(status) && st.set !== undefined && !st.cancelled) {
+      this.dispatcher.reportFailure(ct.backend, String(status))
+      this.rememberBest(st, msg)
+      this.observer.failover(ct.backend)
+      if (this.tryBackend(st)) return
+      return this.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
+    }
+    this.relayResponse(st, ct, msg)
+  }
+
+  private rememberBest(st: ServerTx, msg: SipMessage): void {
+    // RFC 3261 §16.7 step 6, simplified for sequential forking: the lowest class wins, 6xx always.
+    const s = msg.status
+    const b = st.bestStatus
+    if (b === 0 || (s >= 600 && b < 600) || (b < 600 && Math.floor(s / 100) < Math.floor(b / 100))) {
+      st.bestStatus = s
+      st.bestResponse = msg
+    }
+  }
+
+  /** Forwards a response upstream: our Via off, internal details hidden when it leaves toward the public side. */
+  private relayResponse(st: ServerTx, ct: ClientTx, msg: SipMessage): void {
+    const ed = msg.edit()
+    ed.removeTopVia()
+    if (st.hiddenVias) ed.prependHeader('Via', st.hiddenVias)
+    const toPublic = st.side === 'public'
+    if (toPublic && ct.target && this.isInternalPeer(ct)) {
+      if (msg.has(H.Contact) && !msg.contactStar && msg.contacts[0]) {
+        ed.setHeader(H.Contact, this.contactAlias(msg.contacts[0], ct.target, st.listener))
+      }
+      this.trimRecordRoute(msg, ed, 'public')
+    } else if (!toPublic && this.sides.twoSided && msg.has(H.RecordRoute)) {
+      this.addInnerRecordRoute(msg, ed, st)
+    }
+    if (this.hooks.onResponse) {
+      this.hooks.onResponse({ msg, request: st.request, backend: ct.backend, side: st.side, edit: ed })
+    }
+    const out = ed.toBuffer()
+    this.sendUpstream(st, msg.status, out)
+  }
+
+  /** Did this branch go to the inside (a backend, or anything behind the internal side)? */
+  private isInternalPeer(ct: ClientTx): boolean {
+    if (ct.backend) return true
+    if (this.sides.twoSided) return ct.listener.spec.side === 'internal'
+    return this.isInternalHost(ct.target.address)
+  }
+
+  /** Removes Record-Route entries above the edge's own entry for `side` (internal hops and our inner entry). */
+  private trimRecordRoute(msg: SipMessage, ed: MessageEditor, side: Side): void {
+    if (!msg.has(H.RecordRoute)) return
+    const rrs = msg.recordRoutes
+    for (let i = 0; i < rrs.length; i++) {
+      const u = rrs[i]!.uri
+      if (typeof u.params[RR_PARAM] === 'string' && this.sides.isOwnOnSide(u.host, u.port, side)) {
+        for (let j = 0; j < i; j++) ed.removeElement(rrs[j]!)
+        return
+      }
+    }
+  }
+
+  /** Calls placed by backends: add our internal-facing entry below the public one so the backend reaches us. */
+  private addInnerRecordRoute(msg: SipMessage, ed: MessageEditor, st: ServerTx): void {
+    const rrs = msg.recordRoutes
+    const last = rrs[rrs.length - 1]
+    if (!last) return
+    const sk = last.uri.params[RR_PARAM]
+    if (typeof sk !== 'string' || !this.sides.isOwn(last.uri.host, last.uri.port)) return
+    const inner = this.sides.listenerFor('internal', st.source.proto)
+    if (!inner || this.sides.isOwnOnSide(last.uri.host, last.uri.port, 'internal')) return
+    ed.replaceRange(last.end, last.end, ', ' + recordRoute(inner, sk))
+  }
+
+  private callEstablished(st: ServerTx, ct: ClientTx, msg: SipMessage): void {
+    if (st.method !== 'INVITE' || !st.request || st.request.toTag !== undefined) return
+    const inbound = st.side === 'public'
+    const dialog: Dialog = {
+      callId: msg.callId,
+      internal: inbound ? ct.target : st.source,
+      external: inbound ? st.source : ct.target,
+      backend: ct.backend,
+      createdAt: Date.now(),
+      direction: inbound ? 'in' : 'out',
+    }
+    if (this.dialogs.add(dialog)) {
+      if (ct.backend) this.dispatcher.callStarted(ct.backend)
+      this.observer.callStarted(ct.backend, dialog.createdAt - st.startedAt)
+    }
+  }
+
+  // ---------------------------------------------------------------- server transaction helpers
+
+  private newServerTx(inb: Inbound, side: Side, key: string): ServerTx {
+    const st = new ServerTx(key, inb.msg.method, inb.msg, inb.source, inb.listener, inb.connId, side, this.fireServer)
+    st.responseDest = responseDestination(inb.msg.via, inb.source)
+    this.servers.set(key, st)
+    return st
+  }
+
+  private sendProvisional(st: ServerTx, status: number, reason: string): void {
+    if (!st.request) return
+    const out = buildResponse(st.request, status, reason)
+    st.lastResponse = out
+    this.transports.send(out, st.responseDest, st.listener, st.connId)
+  }
+
+  /** A final response the edge generates itself for a transaction it holds (e.g. 503 when no backend is left). */
+  private finalLocal(st: ServerTx, status: number, reason: string, headers?: Array<[string, string]>): void {
+    if (!st.request || st.lastStatus >= 200) return
+    const useBest = st.bestResponse && status === 503 && st.bestStatus >= 600
+    if (useBest) {
+      const ed = st.bestResponse!.edit()
+      ed.removeTopVia()
+      if (st.hiddenVias) ed.prependHeader('Via', st.hiddenVias)
+      return this.sendUpstream(st, st.bestStatus, ed.toBuffer())
+    }
+    const opts: { toTag?: string; headers?: Array<[string, string]> } = {}
+    if (st.request.toTag === undefined) opts.toTag = this.localTag
+    if (headers) opts.headers = headers
+    this.sendUpstream(st, status, buildResponse(st.request, status, reason, opts))
+  }
+
+  /** Sends a response upstream and moves the server transaction on (RFC 3261 §17.2 and RFC 6026). */
+  private sendUpstream(st: ServerTx, status: number, out: Buffer): void {
+    this.transports.send(out, st.responseDest, st.listener, st.connId)
+    if (status < 200) {
+      st.lastResponse = out
+      st.lastStatus = status
+      return
+    }
+    if (st.lastStatus >= 200 && !(status < 300 && st.isInvite)) return
+    st.lastStatus = status
+    st.lastResponse = out
+    this.wheel.disarm(st)
+    if (st.isInvite && status < 300) {
+      // Accepted: absorb retransmitted INVITEs for 64*T1, let the end-to-end 2xx retransmissions through.
+      st.state = enumState.accepted
+      st.request = undefined
+      st.lastResponse = undefined
+      this.wheel.arm(st, TIMER_B)
+    } else if (st.isInvite) {
+      st.state = enumState.completed
+      st.request = undefined
+      st.retransMs = T1
+      st.giveUpAt = Date.now() + TIMER_B
+      this.wheel.arm(st, st.reliable ? TIMER_B : T1) // timer G until the ACK, H as the bound
+    } else {
+      st.state = enumState.completed
+      st.request = undefined
+      this.wheel.arm(st, st.reliable ? 0 : TIMER_B) // timer J
+    }
+    if (st.client && st.client.state < enumState.completed && status >= 300) this.completeClient(st.client)
+  }
+
+  private onServerTimer(st: ServerTx, now: number): void {
+    if (st.state === enumState.completed && st.isInvite && !st.reliable && now < st.giveUpAt && st.lastResponse) {
+      // Timer G: the ACK has not come; send the final response again.
+      this.transports.send(st.lastResponse, st.responseDest, st.listener, st.connId)
+      st.retransMs = Math.min(st.retransMs * 2, T2)
+      this.wheel.arm(st, st.retransMs)
+      return
+    }
+    this.servers.delete(st.key)
+    st.client = undefined
+  }
+
+  // ---------------------------------------------------------------- client transaction helpers
+
+  private armClient(ct: ClientTx, now: number): void {
+    const due = ct.retransAt > 0 && ct.retransAt < ct.timeoutAt ? ct.retransAt : ct.timeoutAt
+    this.wheel.arm(ct, Math.max(0, due - now))
+  }
+
+  private onClientTimer(ct: ClientTx, now: number): void {
+    if (ct.state >= enumState.completed) {
+      this.clients.delete(ct.branch)
+      ct.state = enumState.terminated
+      return
+    }
+    if (ct.retransAt > 0 && now >= ct.retransAt && now < ct.timeoutAt && ct.out) {
+      // Timers A / E: retransmit over UDP, doubling (non-INVITE capped at T2).
+      this.transports.send(ct.out, ct.target, ct.listener)
+      ct.retransMs = ct.isInvite ? ct.retransMs * 2 : Math.min(ct.retransMs * 2, T2)
+      ct.retransAt = now + ct.retransMs
+      this.armClient(ct, now)
+      return
+    }
+    if (now >= ct.timeoutAt) {
+      if (ct.state === enumState.proceeding && ct.isInvite && !ct.cancelPending && ct.server && !ct.server.cancelled) {
+        // Timer C fired on a ringing call: cancel it downstream, answer 408 upstream.
+        this.sendCancel(ct)
+        this.clientFailed(ct, 'timer C', 408)
+        return
+      }
+      this.clientFailed(ct, ct.state === enumState.trying ? 'timeout' : 'no final response', 408)
+      return
+    }
+    this.armClient(ct, now)
+  }
+
+  /** The branch produced no usable answer (timeout or transport error): fail over or answer upstream. */
+  private clientFailed(ct: ClientTx, why: string, status: number): void {
+    const st = ct.server
+    const wasTrying = ct.state === enumState.trying
+    this.completeClient(ct)
+    if (!st || st.lastStatus >= 200) return
+    if (st.cancelled) return this.finalLocal(st, 487, 'Request Terminated')
+    if (ct.backend) {
+      this.dispatcher.reportFailure(ct.backend, why)
+      if (wasTrying && st.set !== undefined) {
+        this.observer.failover(ct.backend)
+        this.log.info({ callId: st.request?.callId, backend: ct.backend.id, why }, 'backend failed, trying the next one')
+        if (this.tryBackend(st)) return
+        return this.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
+      }
+    }
+    if (st.method === 'ACK') return
+    this.finalLocal(st, status, status === 408 ? 'Request Timeout' : 'Service Unavailable')
+  }
+
+  private completeClient(ct: ClientTx): void {
+    this.wheel.disarm(ct)
+    ct.state = enumState.completed
+    ct.out = undefined
+    ct.retransAt = 0
+    // Timer D / K: keep absorbing response retransmissions for a while over UDP.
+    this.wheel.arm(ct, ct.reliable ? 0 : ct.isInvite ? TIMER_B : T4)
+  }
+
+  // ---------------------------------------------------------------- replies
+
+  /** Stateless reply to a request (errors, local OPTIONS). */
+  private replyTo(inb: Inbound, status: number, reason?: string, headers?: Array<[string, string]>): void {
+    const msg = inb.msg
+    if (msg.method === 'ACK') return
+    const opts: { toTag?: string; headers?: Array<[string, string]> } = {}
+    if (status > 100 && msg.toTag === undefined) opts.toTag = this.localTag
+    if (headers) opts.headers = headers
+    const out = buildResponse(msg, status, reason, opts)
+    this.observer.response(this.sides.sideOf(inb.listener, inb.source), status)
+    this.transports.send(out, responseDestination(msg.via, inb.source), inb.listener, inb.connId)
+  }
+
+  /** Forget every transaction and dialog (shutdown). */
+  clear(): void {
+    for (const st of this.servers.values()) this.wheel.disarm(st)
+    for (const ct of this.clients.values()) this.wheel.disarm(ct)
+    this.servers.clear()
+    this.clients.clear()
+    this.dialogs.clear()
+  }
+}
+
+interface RouteState {
+  token: RouteToken | undefined
+  /** Route entries of ours to remove (and the strict-router one). */
+  popped: NameAddr[]
+  newRuri: string | undefined
+  /** Backend flow from a Contact alias in the R-URI. */
+  contact: Peer | undefined
+  /** First Route entry that is not ours, if any. */
+  nextRoute?: NameAddr | undefined
+}
+
+const EMPTY: NameAddr[] = []
+const NO_ROUTE: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined }
+const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY, SUBSCRIBE, MESSAGE, PRACK, REGISTER'
+
+function isDialogCreating(method: string): boolean {
+  return method === 'INVITE' || method === 'SUBSCRIBE' || method === 'REFER' || method === 'NOTIFY'
+}
+
+/** True when `source` is the internal party of the dialog (it matches the internal flow, not the external one). */
+function isFrom(source: Peer, internal: Peer, external: Peer): boolean {
+  if (source.address !== internal.address) return false
+  return !(source.address === external.address && source.port === external.port && source.port !== internal.port)
+}
+
+function recordRoute(l: Listener, token: string): string {
+  return `<sip:${l.hostport}${l.spec.proto === 'tcp' ? ';transport=tcp' : ''};lr;${RR_PARAM}=${token}>`
+}
+
+function fromUserOf(msg: SipMessage): string {
+  try {
+    return msg.from.uri.user ?? ''
+  } catch {
+    return ''
+  }
+}
+
+/** 32-bit FNV-1a: a cheap stable hash for stateless branches. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+  return h >>> 0
+}
+
+function shortReason(err: Error): string {
+  const m = err.message.replace(/[\r\n]+/g, ' ')
+  return m.length > 60 ? m.slice(0, 60) : m
+}
+
+export { hostport }

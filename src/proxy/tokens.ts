@@ -1,0 +1,138 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomFillSync } from 'node:crypto'
+import { isIP } from 'node:net'
+import type { Peer } from '../transport/types.js'
+
+/**
+ * Opaque, authenticated tokens the edge hands out in Record-Route (`;sk=`) and Contact (`;ct=`) URIs.
+ *
+ * A token is AES-256-GCM sealed with a key derived from the configured secret, so it reveals no internal
+ * address to the outside, and nobody without the secret can make one that points somewhere else: a forged
+ * or altered token fails authentication and the request gets 403, it is never forwarded. Every edge
+ * instance holding the same secret can open tokens made by another one, which is what makes dialog
+ * stickiness survive restarts and scale out with no shared store.
+ */
+
+/** Where an in-dialog request goes, from either side: the backend flow and the public-side flow. */
+export interface RouteToken {
+  internal: Peer
+  external: Peer
+  issuedAt: number
+}
+
+/** A backend Contact hidden behind the edge: the original URI and the flow that reaches it. */
+export interface ContactToken {
+  uri: string
+  peer: Peer
+  issuedAt: number
+}
+
+const KIND_ROUTE = 1
+const KIND_CONTACT = 2
+const NONCE_LEN = 12
+const TAG_LEN = 12
+
+export class TokenCodec {
+  private readonly key: Buffer
+  private readonly scratch = Buffer.allocUnsafe(1024)
+  private readonly nonce = Buffer.allocUnsafe(NONCE_LEN)
+
+  /** `maxAgeS`: tokens older than this are stale (refused with 404); long calls need a generous value. */
+  constructor(
+    secret: string,
+    private readonly maxAgeS = 7 * 86400,
+  ) {
+    if (!secret) throw new Error('token secret must not be empty')
+    this.key = Buffer.from(hkdfSync('sha256', secret, 'sipedge', 'sipedge token v1', 32))
+  }
+
+  sealRoute(internal: Peer, external: Peer): string {
+    let n = 0
+    n = this.scratch.writeUInt8(KIND_ROUTE, n)
+    n = this.scratch.writeUInt32BE(nowS(), n)
+    n = writePeer(this.scratch, n, internal)
+    n = writePeer(this.scratch, n, external)
+    return this.seal(n)
+  }
+
+  sealContact(uri: string, peer: Peer): string {
+    let n = 0
+    n = this.scratch.writeUInt8(KIND_CONTACT, n)
+    n = this.scratch.writeUInt32BE(nowS(), n)
+    n = writePeer(this.scratch, n, peer)
+    n += this.scratch.write(uri, n, this.scratch.length - n, 'utf8')
+    return this.seal(n)
+  }
+
+  /** Returns the token, 'forged' when it fails authentication or is malformed, 'stale' when too old. */
+  openRoute(token: string): RouteToken | 'forged' | 'stale' {
+    const plain = this.open(token)
+    if (!plain || plain[0] !== KIND_ROUTE) return 'forged'
+    const issuedAt = plain.readUInt32BE(1)
+    const internal = readPeer(plain, 5)
+    if (!internal) return 'forged'
+    const external = readPeer(plain, internal.next)
+    if (!external) return 'forged'
+    if (nowS() - issuedAt > this.maxAgeS) return 'stale'
+    return { internal: internal.peer, external: external.peer, issuedAt }
+  }
+
+  openContact(token: string): ContactToken | 'forged' | 'stale' {
+    const plain = this.open(token)
+    if (!plain || plain[0] !== KIND_CONTACT) return 'forged'
+    const issuedAt = plain.readUInt32BE(1)
+    const peer = readPeer(plain, 5)
+    if (!peer) return 'forged'
+    if (nowS() - issuedAt > this.maxAgeS) return 'stale'
+    return { uri: plain.toString('utf8', peer.next), peer: peer.peer, issuedAt }
+  }
+
+  private seal(plainLen: number): string {
+    randomFillSync(this.nonce)
+    const cipher = createCipheriv('aes-256-gcm', this.key, this.nonce, { authTagLength: TAG_LEN })
+    const body = cipher.update(this.scratch.subarray(0, plainLen))
+    cipher.final()
+    return Buffer.concat([this.nonce, body, cipher.getAuthTag()]).toString('base64url')
+  }
+
+  private open(token: string): Buffer | undefined {
+    if (token.length < 16 || token.length > 1400) return undefined
+    const raw = Buffer.from(token, 'base64url')
+    if (raw.length < NONCE_LEN + TAG_LEN + 5) return undefined
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.key, raw.subarray(0, NONCE_LEN), {
+        authTagLength: TAG_LEN,
+      })
+      decipher.setAuthTag(raw.subarray(raw.length - TAG_LEN))
+      const plain = decipher.update(raw.subarray(NONCE_LEN, raw.length - TAG_LEN))
+      decipher.final()
+      return plain
+    } catch {
+      return undefined
+    }
+  }
+}
+
+function nowS(): number {
+  return Math.floor(Date.now() / 1000)
+}
+
+function writePeer(buf: Buffer, n: number, peer: Peer): number {
+  n = buf.writeUInt8(peer.proto === 'tcp' ? 1 : 0, n)
+  n = buf.writeUInt16BE(peer.port, n)
+  const len = buf.write(peer.address, n + 1, 64, 'latin1')
+  buf.writeUInt8(len, n)
+  return n + 1 + len
+}
+
+function readPeer(buf: Buffer, n: number): { peer: Peer; next: number } | undefined {
+  if (n + 4 > buf.length) return undefined
+  const proto = buf[n] === 1 ? 'tcp' : 'udp'
+  const port = buf.readUInt16BE(n + 1)
+  const len = buf[n + 3]!
+  const end = n + 4 + len
+  if (end > buf.length) return undefined
+  const address = buf.toString('latin1', n + 4, end)
+  // Authenticated tokens only ever hold IP literals; checking again costs little and guards key misuse.
+  if (isIP(address) === 0 || port === 0) return undefined
+  return { peer: { proto, address, port }, next: end }
+}

@@ -1,0 +1,146 @@
+import type { Backend } from '../dispatch/backend.js'
+import type { SipMessage } from '../sip/index.js'
+import type { Listener, Peer, Side } from '../transport/types.js'
+import type { WheelTimer } from './timer_wheel.js'
+
+/** RFC 3261 §17 timer values (ms). */
+export const T1 = 500
+export const T2 = 4000
+export const T4 = 5000
+export const TIMER_B = 64 * T1
+/** Timer C: how long an INVITE may stay in proceeding before the proxy gives up (RFC: > 3 min). */
+export const TIMER_C = 181_000
+
+export const enumState = {
+  /** Client: request sent, nothing back. Server: request received, no final response yet. */
+  trying: 0,
+  /** Client: a provisional response arrived. */
+  proceeding: 1,
+  /** A final non-2xx response was sent/received; absorbing retransmissions (timers D/G/H/J/K). */
+  completed: 2,
+  /** INVITE answered with 2xx (RFC 6026 "Accepted"): absorb INVITE retransmissions, pass 2xx retransmissions. */
+  accepted: 3,
+  /** Gone from the tables. */
+  terminated: 4,
+} as const
+export type TxState = (typeof enumState)[keyof typeof enumState]
+
+/**
+ * The transaction with the upstream peer that sent us a request. Matched by the top Via branch, sent-by
+ * and method (RFC 3261 §17.2.3), or by the RFC 2543 fallback key.
+ */
+export class ServerTx implements WheelTimer {
+  wheelSlot = -1
+  wheelRounds = 0
+  wheelNext: WheelTimer | null = null
+  wheelPrev: WheelTimer | null = null
+
+  state: TxState = enumState.trying
+  /** The request as received; released once a final response has been sent. */
+  request: SipMessage | undefined
+  lastResponse: Buffer | undefined
+  lastStatus = 0
+  /** The active downstream branch (the edge forks sequentially: one at a time, for failover). */
+  client: ClientTx | undefined
+  tries = 0
+  /** Backends already tried for this request: excluded from the next selection. */
+  tried: Set<Backend> | undefined
+  /** Best final response seen so far among failed branches (RFC 3261 §16.7 step 6). */
+  bestStatus = 0
+  bestResponse: SipMessage | undefined
+  cancelled = false
+  /** Original Vias removed when the request left toward the public side (restored on responses). */
+  hiddenVias: string | undefined
+  /** Backend set to dispatch to (for failover), when the request is a new call. */
+  set: string | undefined
+  /** Retransmission interval of a final response over UDP (timer G), and the absolute give-up time. */
+  retransMs = T1
+  giveUpAt = 0
+  /** Where responses go (RFC 3261 §18.2.2 / RFC 3581), fixed when the request arrives. */
+  responseDest: Peer
+  readonly startedAt: number
+
+  constructor(
+    readonly key: string,
+    readonly method: string,
+    request: SipMessage,
+    readonly source: Peer,
+    readonly listener: Listener,
+    readonly connId: number | undefined,
+    readonly side: Side,
+    private readonly fire: (tx: ServerTx, now: number) => void,
+  ) {
+    this.request = request
+    this.responseDest = source
+    this.startedAt = Date.now()
+  }
+
+  get isInvite(): boolean {
+    return this.method === 'INVITE'
+  }
+
+  get reliable(): boolean {
+    return this.source.proto === 'tcp'
+  }
+
+  onTimer(now: number): void {
+    this.fire(this, now)
+  }
+}
+
+/** The transaction with a downstream next hop (a backend, or a public peer for calls going out). */
+export class ClientTx implements WheelTimer {
+  wheelSlot = -1
+  wheelRounds = 0
+  wheelNext: WheelTimer | null = null
+  wheelPrev: WheelTimer | null = null
+
+  state: TxState = enumState.trying
+  /** Bytes sent, kept for retransmission (timers A/E) and to build CANCEL/ACK; dropped when final. */
+  out: Buffer | undefined
+  /** Next retransmission time (0 = none) and interval; timeout time (failover/timer B/F/C). */
+  retransAt = 0
+  retransMs = T1
+  timeoutAt = 0
+  cancelPending = false
+  ackForNon2xx: Buffer | undefined
+
+  constructor(
+    readonly branch: string,
+    readonly method: string,
+    readonly server: ServerTx | undefined,
+    readonly backend: Backend | undefined,
+    readonly target: Peer,
+    readonly listener: Listener,
+    private readonly fire: (tx: ClientTx, now: number) => void,
+  ) {}
+
+  get isInvite(): boolean {
+    return this.method === 'INVITE'
+  }
+
+  get reliable(): boolean {
+    return this.target.proto === 'tcp'
+  }
+
+  onTimer(now: number): void {
+    this.fire(this, now)
+  }
+}
+
+/**
+ * Server transaction key per RFC 3261 §17.2.3: branch + sent-by + method, with ACK and CANCEL matched to the
+ * INVITE they refer to by the caller. For RFC 2543 peers (no magic cookie) the key is built from the
+ * fields §17.2.3 lists for the old matching rules.
+ */
+export function serverKey(msg: SipMessage, method: string): string {
+  const via = msg.via
+  const branch = via.branch
+  const sentBy = via.port === undefined ? via.host : via.host + ':' + via.port
+  if (branch !== undefined && branch.length > 7 && branch.startsWith('z9hG4bK')) {
+    return branch + '|' + sentBy + '|' + method
+  }
+  return (
+    '2543|' + msg.requestUri + '|' + msg.callId + '|' + (msg.from.tag ?? '') + '|' + msg.cseq.seq + '|' + sentBy + '|' + method
+  )
+}

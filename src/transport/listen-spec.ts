@@ -1,0 +1,81 @@
+import { isIP } from 'node:net'
+import type { ListenSpec, Side, TransportProto } from './types.js'
+
+const DEFAULT_SIP_PORT = 5060
+
+/** 4 or 6 for an IP literal (brackets allowed), 0 otherwise. */
+export function familyOf(address: string): 0 | 4 | 6 {
+  const bare = stripBrackets(address)
+  const f = isIP(bare)
+  return f === 4 || f === 6 ? f : 0
+}
+
+/** '[::1]' -> '::1'; anything else unchanged (no copy). */
+export function stripBrackets(address: string): string {
+  return address.charCodeAt(0) === 0x5b && address.charCodeAt(address.length - 1) === 0x5d
+    ? address.slice(1, -1)
+    : address
+}
+
+/** host:port with brackets around IPv6 literals, as Via sent-by and URIs want it. */
+export function formatHostport(host: string, port: number): string {
+  const bare = stripBrackets(host)
+  return isIP(bare) === 6 ? `[${bare}]:${port}` : `${bare}:${port}`
+}
+
+/**
+ * Split `host`, `host:port`, `[v6]`, `[v6]:port` (or a bare IPv6 literal, taken as a host without port).
+ * Returns undefined port when none is given. Throws on malformed input.
+ */
+export function splitHostport(text: string, what: string): { host: string; port: number | undefined } {
+  let host: string
+  let portText: string | undefined
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']')
+    if (close < 0) throw new Error(`${what}: missing ']' in '${text}'`)
+    host = text.slice(1, close)
+    const rest = text.slice(close + 1)
+    if (rest !== '') {
+      if (!rest.startsWith(':')) throw new Error(`${what}: unexpected '${rest}' after IPv6 address`)
+      portText = rest.slice(1)
+    }
+  } else if (isIP(text) === 6) {
+    host = text
+  } else {
+    const colon = text.lastIndexOf(':')
+    host = colon < 0 ? text : text.slice(0, colon)
+    portText = colon < 0 ? undefined : text.slice(colon + 1)
+  }
+  if (host === '') throw new Error(`${what}: empty host in '${text}'`)
+  if (portText === undefined) return { host, port: undefined }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) throw new Error(`${what}: bad port '${portText}'`)
+  return { host, port: Number(portText) }
+}
+
+/**
+ * Parse a listen address: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `udp:127.0.0.1` (port 5060),
+ * optionally followed by ` advertise <host[:port]>` (Kamailio style) for NAT / wildcard binds.
+ * The bound host must be an IP literal: no DNS at startup surprises.
+ */
+export function parseListenSpec(text: string, side: Side): ListenSpec {
+  const what = `listen spec '${text}'`
+  const trimmed = text.trim()
+  const m = /^(udp|tcp):(\S+)(?:\s+advertise\s+(\S+))?$/i.exec(trimmed)
+  if (!m) throw new Error(`${what}: expected proto:host[:port] [advertise host[:port]] with proto udp or tcp`)
+  const proto = m[1]!.toLowerCase() as TransportProto
+  const { host, port } = splitHostport(m[2]!, what)
+  if (isIP(host) === 0) throw new Error(`${what}: '${host}' is not an IP address`)
+  const spec: ListenSpec = { proto, host, port: port ?? DEFAULT_SIP_PORT, side }
+  if (m[3] !== undefined) {
+    splitHostport(m[3], what) // validate now rather than at the first Via
+    spec.advertise = m[3]
+  }
+  return spec
+}
+
+/** What goes into Via/Record-Route for a listener: the advertised address (its port or ours) or the bound one. */
+export function advertisedHostport(spec: ListenSpec, boundPort: number): string {
+  if (spec.advertise === undefined) return formatHostport(spec.host, boundPort)
+  const { host, port } = splitHostport(spec.advertise, 'advertise')
+  return formatHostport(host, port ?? boundPort)
+}

@@ -1,0 +1,56 @@
+import type { Inbound, Listener, Peer } from './types.js'
+
+export interface TransportOptions {
+  /** Largest message accepted on a stream (header section + body), bytes. */
+  maxMessageSize?: number
+  /** Close a TCP connection after this long without traffic either way. */
+  tcpIdleTimeoutMs?: number
+  /** Open TCP connections (inbound + outbound) beyond which new ones are refused. */
+  maxConnections?: number
+  /** Give up on an outbound TCP connect after this long. */
+  connectTimeoutMs?: number
+  /** RFC 3261 §18.1.1: requests larger than this should go over a congestion-controlled transport. */
+  udpMtu?: number
+  /** SO_RCVBUF/SO_SNDBUF for UDP sockets, bytes; kernel default when absent. */
+  udpBufferSize?: number
+  /** Bytes allowed to wait in one TCP connection's write queue (slow or stuck peer) before sends fail. */
+  maxWriteQueue?: number
+}
+
+export interface TransportHandlers {
+  onMessage(inbound: Inbound): void
+  /** `buf` spans the bad message (UDP datagram or TCP frame / unframeable bytes). */
+  onParseError(err: Error, buf: Buffer, source: Peer, listener: Listener, connId?: number): void
+  onSendError(err: Error, dest: Peer): void
+  /** A handler threw. Optional: without it a process warning is emitted; the transport keeps serving. */
+  onHandlerError?(err: unknown): void
+}
+
+export interface ResolvedOptions {
+  maxMessageSize: number
+  tcpIdleTimeoutMs: number
+  maxConnections: number
+  connectTimeoutMs: number
+  udpMtu: number
+  maxWriteQueue: number
+  udpBufferSize: number | undefined
+}
+
+export function resolveOptions(o: TransportOptions = {}): ResolvedOptions {
+  return {
+    maxMessageSize: o.maxMessageSize ?? 65535,
+    tcpIdleTimeoutMs: o.tcpIdleTimeoutMs ?? 300_000,
+    maxConnections: o.maxConnections ?? 4096,
+    connectTimeoutMs: o.connectTimeoutMs ?? 5000,
+    udpMtu: o.udpMtu ?? 1300,
+    maxWriteQueue: o.maxWriteQueue ?? 1024 * 1024,
+    udpBufferSize: o.udpBufferSize,
+  }
+}
+
+/** An error with a Node-style `code`, for conditions we detect ourselves. */
+export function codedError(code: string, message: string): Error {
+  const err = new Error(message) as Error & { code: string }
+  err.code = code
+  return err
+}

@@ -1,0 +1,171 @@
+import { connect } from 'node:net'
+import { ConnectionTable, peerKey } from './connection-table.js'
+import { familyOf, formatHostport, stripBrackets } from './listen-spec.js'
+import { codedError, resolveOptions, type ResolvedOptions, type TransportHandlers, type TransportOptions } from './options.js'
+import { TcpConnection, type TcpContext } from './tcp-connection.js'
+import { TcpListener } from './tcp.js'
+import type { Listener, ListenSpec, Peer, Side, TransportProto } from './types.js'
+import { UdpListener } from './udp.js'
+
+type AnyListener = UdpListener | TcpListener
+
+/** Wildcard binds: let the kernel pick the source address of outbound connections. */
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::'
+}
+
+/**
+ * All sockets of the edge: UDP sockets and TCP servers per listen spec, plus the TCP connection table.
+ * Handlers are called directly; nothing here throws at the caller once started.
+ */
+export class Transports implements TcpContext {
+  readonly listeners: Listener[]
+  readonly opts: ResolvedOptions
+  readonly table = new ConnectionTable()
+  private readonly all: AnyListener[]
+  private started = false
+
+  constructor(
+    specs: ListenSpec[],
+    readonly handlers: TransportHandlers,
+    opts?: TransportOptions,
+  ) {
+    this.opts = resolveOptions(opts)
+    this.all = specs.map((spec, i) =>
+      spec.proto === 'udp' ? new UdpListener(i + 1, spec, handlers, this.handlerError, this.opts.udpBufferSize) : new TcpListener(i + 1, spec, this),
+    )
+    this.listeners = this.all
+  }
+
+  /** Bind everything; on any failure close what was bound and reject naming the address. */
+  async start(): Promise<void> {
+    if (this.started) return
+    for (const l of this.all) {
+      try {
+        await l.start()
+      } catch (err) {
+        await this.stop()
+        const code = (err as { code?: string }).code ?? ''
+        const where = `${l.spec.proto}:${formatHostport(l.spec.host, l.spec.port)} (${l.spec.side})`
+        throw new Error(`cannot listen on ${where}: ${code || (err as Error).message}`, { cause: err })
+      }
+    }
+    this.started = true
+  }
+
+  async stop(): Promise<void> {
+    this.started = false
+    for (const conn of this.table.all()) conn.destroy()
+    await Promise.all(this.all.map((l) => l.close()))
+  }
+
+  listenerFor(side: Side, proto: TransportProto, family?: 4 | 6): Listener | undefined {
+    return this.find(side, proto, family)
+  }
+
+  connectionCount(): number {
+    return this.table.size
+  }
+
+  /** RFC 3261 §18.1.1: a request this large should not go over UDP (the proxy decides, it owns the Via). */
+  exceedsUdpMtu(byteLength: number): boolean {
+    return byteLength > this.opts.udpMtu
+  }
+
+  /**
+   * Send one message. UDP goes out of `via` (or the first UDP listener of the destination's family, same
+   * side as `via` preferred). TCP uses connection `connId` when it is live, else any connection to
+   * dest address:port, else opens one. Failures reach onSendError, asynchronously; never throws.
+   */
+  send(buf: Buffer, dest: Peer, via?: Listener, connId?: number): void {
+    try {
+      if (dest.proto === 'udp') this.sendUdp(buf, dest, via)
+      else if (dest.proto === 'tcp') this.sendTcp(buf, dest, via, connId)
+      else throw codedError('EPROTONOSUPPORT', `transport '${String(dest.proto)}' is not supported`)
+    } catch (err) {
+      process.nextTick(this.reportSendError, err, dest)
+    }
+  }
+
+  /** Called by listeners and connections when a handler throws: keep serving, but make it visible. */
+  readonly handlerError = (err: unknown): void => {
+    if (this.handlers.onHandlerError) {
+      try {
+        this.handlers.onHandlerError(err)
+        return
+      } catch {
+        // fall through to the process warning
+      }
+    }
+    process.emitWarning(err instanceof Error ? err : new Error(String(err)), 'SipedgeTransportHandlerError')
+  }
+
+  private readonly reportSendError = (err: Error, dest: Peer): void => {
+    try {
+      this.handlers.onSendError(err, dest)
+    } catch (e) {
+      this.handlerError(e)
+    }
+  }
+
+  private sendUdp(buf: Buffer, dest: Peer, via: Listener | undefined): void {
+    const address = stripBrackets(dest.address)
+    const family = familyOf(address)
+    const listener = this.pick('udp', family, via) as UdpListener | undefined
+    if (listener === undefined) {
+      throw codedError('ENOLISTENER', `no UDP listener for IPv${family || 4} destination ${address}`)
+    }
+    listener.send(buf, address, dest.port)
+  }
+
+  private sendTcp(buf: Buffer, dest: Peer, via: Listener | undefined, connId: number | undefined): void {
+    if (connId !== undefined) {
+      const conn = this.table.get(connId)
+      if (conn !== undefined) return conn.write(buf) // a broken connection drops silently: send nothing
+    }
+    const address = stripBrackets(dest.address)
+    const existing = this.table.find(peerKey(address, dest.port))
+    if (existing !== undefined) return existing.write(buf)
+    this.connect(address, dest.port, via).write(buf)
+  }
+
+  private connect(address: string, port: number, via: Listener | undefined): TcpConnection {
+    if (!this.started) throw codedError('ESHUTDOWN', 'transports are not running')
+    if (this.table.size >= this.opts.maxConnections) {
+      throw codedError('EMFILE', `TCP connection limit ${this.opts.maxConnections} reached`)
+    }
+    const family = familyOf(address)
+    if (family === 0) throw codedError('EINVAL', `TCP destination '${address}' is not an IP address`)
+    // Inbound data on this connection needs a listener to be attributed to; bind to its address so that
+    // multi-homed hosts and containers use the right source address for the side.
+    const listener = this.pick('tcp', family, via)
+    if (listener === undefined) throw codedError('ENOLISTENER', `no TCP listener for IPv${family} destination ${address}`)
+    const host = listener.spec.host
+    const socket = connect(isWildcard(host) || familyOf(host) !== family ? { host: address, port } : { host: address, port, localAddress: host })
+    return new TcpConnection(this, socket, listener, { proto: 'tcp', address, port }, false)
+  }
+
+  /**
+   * The listener to send from: `via` itself when it fits, else one of the same side, proto and family,
+   * else any of that proto and family.
+   */
+  private pick(proto: TransportProto, family: 0 | 4 | 6, via: Listener | undefined): AnyListener | undefined {
+    const want = family === 0 ? undefined : family
+    if (via !== undefined && via.spec.proto === proto && (want === undefined || (via as AnyListener).family === want)) {
+      return via as AnyListener
+    }
+    return (via !== undefined ? this.find(via.spec.side, proto, want) : undefined) ?? this.find(undefined, proto, want)
+  }
+
+  private find(side: Side | undefined, proto: TransportProto, family: 4 | 6 | undefined): AnyListener | undefined {
+    for (const l of this.all) {
+      if (side !== undefined && l.spec.side !== side) continue
+      if (l.spec.proto === proto && (family === undefined || l.family === family)) return l
+    }
+    return undefined
+  }
+}
+
+// The brief names these as part of this module; they live in their own files.
+export { parseListenSpec } from './listen-spec.js'
+export type { TransportOptions, TransportHandlers } from './options.js'
