@@ -1,34 +1,267 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util'
+/**
+ * The `sipedge` binary: `sipedge [flags]` runs the edge; `demo`, `register`, `check-config FILE`
+ * are subcommands. Signals: SIGTERM/SIGINT drain then exit 0 (a second one exits at once),
+ * SIGHUP re-reads the config and applies what can change live.
+ */
+import { readFileSync, realpathSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { EventEmitter } from 'node:events'
+import type { Logger } from 'pino'
 import { VERSION } from '../version.js'
+import {
+  changedKeys,
+  flagsHelp,
+  loadConfig,
+  parseArgv,
+  readYamlConfig,
+  validateConfig,
+  type EdgeConfig,
+} from './config.js'
+import { applyLogLevels, createLogger } from './logger.js'
 
-const USAGE = `sipedge ${VERSION} — SIP edge dispatcher
+/** What the CLI needs from src/edge/edge.ts (createEdge). */
+export interface EdgeHandle {
+  start(): Promise<void>
+  shutdown(): Promise<void>
+  /** Applies a new config; returns the keys that could not change live (need a restart). */
+  reload(config: EdgeConfig): string[] | Promise<string[]>
+}
+export interface EdgeModule {
+  createEdge(opts: { config: EdgeConfig; logger: Logger }): Promise<EdgeHandle>
+}
 
-Usage:
-  sipedge [options]            run the edge
-  sipedge demo                 run an edge with stand-in backends and drive calls through it
+export interface CliIo {
+  stdout(text: string): void
+  stderr(text: string): void
+  env: NodeJS.ProcessEnv
+  readFile?: (path: string) => string
+  /** Where SIGTERM/SIGINT/SIGHUP come from (the process; an emitter in tests). */
+  signals: EventEmitter
+  /** Overrides for tests; default: dynamic imports of the real modules. */
+  loadEdge?: () => Promise<EdgeModule>
+  createLogger?: (config: EdgeConfig) => Logger
+}
 
-Options:
-  -h, --help                   print this help
-  -v, --version                print the version
+// Module paths in variables: the CLI typechecks while edge.ts/demo.ts are written in parallel.
+const EDGE_MODULE = './edge.js'
+const DEMO_MODULE = './demo.js'
+const REGISTER_MODULE = '../discovery/register.js'
+
+const COMMANDS = `Commands:
+  sipedge [options]              run the edge
+  sipedge demo                   start an edge with stand-in backends on 127.0.1.x and drive calls through it
+  sipedge register [options]     announce an Asterisk backend in etcd (run next to it; see register --help)
+  sipedge check-config FILE      validate a YAML config and exit (0 = OK, 1 = errors)`
+
+export function usage(): string {
+  return `sipedge ${VERSION} — SIP edge dispatcher
+
+${COMMANDS}
+
+Options (YAML key = camelCase of the flag, e.g. --probe-interval-ms = probe.intervalMs;
+precedence: defaults < SIPEDGE_* environment < --config file < flags):
+${flagsHelp()}
+
+Signals: SIGTERM/SIGINT drain calls then exit; SIGHUP reloads the config file.
 `
+}
 
-function main(argv: string[]): number {
-  const { values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: false,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-    },
-  })
-  if (values.version) {
-    process.stdout.write(`${VERSION}\n`)
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const sub = argv[0]
+  if (sub === 'demo') return runModule<{ runDemo(argv: string[]): Promise<number> | number }>(DEMO_MODULE, io, (m) => m.runDemo(argv.slice(1)))
+  if (sub === 'register') {
+    return runModule<{ runRegister(argv: string[]): Promise<number> | number }>(REGISTER_MODULE, io, (m) => m.runRegister(argv.slice(1)))
+  }
+  if (sub === 'check-config') return checkConfig(argv.slice(1), io)
+  if (sub === 'help') {
+    io.stdout(usage())
     return 0
   }
-  process.stdout.write(USAGE)
+  if (sub === 'version') {
+    io.stdout(`${VERSION}\n`)
+    return 0
+  }
+  if (sub !== undefined && !sub.startsWith('-')) {
+    io.stderr(`sipedge: unknown command "${sub}"\n\n${COMMANDS}\n`)
+    return 2
+  }
+
+  const args = parseArgv(argv)
+  if (args.help) {
+    io.stdout(usage())
+    return 0
+  }
+  if (args.version) {
+    io.stdout(`${VERSION}\n`)
+    return 0
+  }
+  return runEdge(argv, io)
+}
+
+async function runModule<M>(path: string, io: CliIo, run: (m: M) => Promise<number> | number): Promise<number> {
+  let mod: M
+  try {
+    mod = (await import(path)) as M
+  } catch (err) {
+    io.stderr(`sipedge: cannot load ${path}: ${(err as Error).message}\n`)
+    return 1
+  }
+  return run(mod)
+}
+
+function checkConfig(argv: string[], io: CliIo): number {
+  const args = parseArgv(argv)
+  const file = args.positionals[0] ?? args.configFile
+  if (file === undefined || args.positionals.length > 1) {
+    io.stderr('usage: sipedge check-config FILE\n')
+    return 2
+  }
+  const y = readYamlConfig(file, io.readFile ?? defaultReadFile)
+  const result = y.errors.length > 0 ? { errors: y.errors, warnings: [] } : validateConfig(y.raw, file)
+  if (result.errors.length > 0) {
+    io.stderr(`${file}: ${result.errors.length} error(s):\n${result.errors.map((e) => `  - ${e}\n`).join('')}`)
+    return 1
+  }
+  io.stdout(`${file}: OK\n${result.warnings.map((w) => `  note: ${w}\n`).join('')}`)
   return 0
 }
 
-process.exitCode = main(process.argv.slice(2))
+function defaultReadFile(path: string): string {
+  return readFileSync(path, 'utf8')
+}
+
+async function runEdge(argv: string[], io: CliIo): Promise<number> {
+  const load = loadConfig({ argv, env: io.env, ...(io.readFile ? { readFile: io.readFile } : {}) })
+  if (load.errors.length > 0) {
+    io.stderr(
+      `sipedge: invalid configuration, not starting:\n${load.errors.map((e) => `  - ${e}\n`).join('')}` +
+        'See sipedge --help, or sipedge check-config FILE.\n',
+    )
+    return 2
+  }
+  let config = load.config
+  const log = (io.createLogger ?? ((c: EdgeConfig) => createLogger(c)))(config)
+  for (const w of load.warnings) log.warn({ component: 'config' }, w)
+
+  let edge: EdgeHandle
+  try {
+    const mod = io.loadEdge ? await io.loadEdge() : ((await import(EDGE_MODULE)) as EdgeModule)
+    edge = await mod.createEdge({ config, logger: log })
+    await edge.start()
+  } catch (err) {
+    log.fatal({ err }, 'sipedge failed to start')
+    return 1
+  }
+  log.info(
+    { version: VERSION, listen: config.listen, internalListen: config.internalListen, config: load.file, admin: config.admin },
+    'sipedge started',
+  )
+
+  return new Promise<number>((resolve) => {
+    let stopping = false
+    let reloading = false
+
+    const stop = (signal: string) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting without waiting for calls')
+        cleanup()
+        resolve(1)
+        return
+      }
+      stopping = true
+      log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'draining: new calls get 503, waiting for dialogs and transactions')
+      // The edge enforces shutdownTimeoutMs; this guard only catches a shutdown that hangs anyway.
+      const guard = setTimeout(() => {
+        log.error('shutdown did not finish in time, exiting')
+        cleanup()
+        resolve(1)
+      }, config.shutdownTimeoutMs + 5000)
+      guard.unref()
+      edge.shutdown().then(
+        () => {
+          clearTimeout(guard)
+          log.info('sipedge stopped')
+          cleanup()
+          resolve(0)
+        },
+        (err: unknown) => {
+          clearTimeout(guard)
+          log.error({ err }, 'shutdown failed')
+          cleanup()
+          resolve(1)
+        },
+      )
+    }
+
+    const reload = async () => {
+      if (stopping || reloading) return
+      reloading = true
+      try {
+        const next = loadConfig({
+          argv,
+          env: io.env,
+          keepSecret: config.secret,
+          ...(io.readFile ? { readFile: io.readFile } : {}),
+        })
+        if (next.errors.length > 0) {
+          log.error({ errors: next.errors }, 'SIGHUP: config invalid, keeping the running one')
+          return
+        }
+        const changed = changedKeys(config, next.config)
+        const notLive = await edge.reload(next.config)
+        applyLogLevels(log, next.config)
+        config = next.config
+        log.info({ changed, file: next.file }, 'SIGHUP: config reloaded')
+        if (notLive.length > 0) log.warn({ keys: notLive }, 'SIGHUP: these keys need a restart to take effect')
+      } catch (err) {
+        log.error({ err }, 'SIGHUP: reload failed')
+      } finally {
+        reloading = false
+      }
+    }
+
+    const onTerm = () => stop('SIGTERM')
+    const onInt = () => stop('SIGINT')
+    const onHup = () => void reload()
+    io.signals.on('SIGTERM', onTerm)
+    io.signals.on('SIGINT', onInt)
+    io.signals.on('SIGHUP', onHup)
+    function cleanup() {
+      io.signals.off('SIGTERM', onTerm)
+      io.signals.off('SIGINT', onInt)
+      io.signals.off('SIGHUP', onHup)
+    }
+  })
+}
+
+function isMain(): boolean {
+  const entry = process.argv[1]
+  if (!entry) return false
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url))
+  } catch {
+    return false
+  }
+}
+
+if (isMain()) {
+  const argv = process.argv.slice(2)
+  const longRunning = argv[0] === undefined || argv[0].startsWith('-') || argv[0] === 'demo' || argv[0] === 'register'
+  runCli(argv, {
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+    env: process.env,
+    signals: process,
+  }).then(
+    (code) => {
+      // Running modes may leave handles (etcd client, sockets) behind: exit explicitly.
+      if (longRunning) process.exit(code)
+      process.exitCode = code
+    },
+    (err: unknown) => {
+      process.stderr.write(`sipedge: ${(err as Error)?.stack ?? String(err)}\n`)
+      process.exit(1)
+    },
+  )
+}

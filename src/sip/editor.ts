@@ -1,0 +1,163 @@
+/**
+ * MessageEditor: edits are recorded as (start, end, text) patches over the original bytes and
+ * applied once in toBuffer(), which splices untouched ranges and new text into one Buffer.
+ */
+import type { SipMessage } from './message.js'
+import { SipParseError } from './errors.js'
+import { H, resolveHeaderId, canonicalHeaderName } from './headers.js'
+import { SP, HT, CR, LF, COMMA, writeUtf8 } from './bytes.js'
+
+function isWs(c: number | undefined): boolean {
+  return c === SP || c === HT || c === CR || c === LF
+}
+
+function checkHeaderText(name: string, value: string): void {
+  // A CR/LF in an inserted value would let a caller smuggle headers; refuse it.
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i)
+    if (c === CR || c === LF) throw new SipParseError(`line break in value of ${name}`, 400)
+  }
+}
+
+export class MessageEditor {
+  private readonly msg: SipMessage
+  // Patches as parallel arrays: replaced range [starts[k], ends[k]) gets texts[k]. Order of
+  // insertion breaks ties so two inserts at one position come out in call order.
+  private readonly starts: number[] = []
+  private readonly ends: number[] = []
+  private readonly texts: string[] = []
+
+  constructor(msg: SipMessage) {
+    this.msg = msg
+  }
+
+  replaceRange(start: number, end: number, text: string): this {
+    const m = this.msg
+    if (!(start >= m.start && end <= m.end && start <= end)) throw new RangeError('edit range outside the message')
+    this.starts.push(start)
+    this.ends.push(end)
+    this.texts.push(text)
+    return this
+  }
+
+  prependHeader(name: string, value: string): this {
+    checkHeaderText(name, value)
+    const m = this.msg
+    const i = m.indexOf(name)
+    const at = i >= 0 ? m.headerLineStart(i) : m.headersStart
+    return this.replaceRange(at, at, name + ': ' + value + '\r\n')
+  }
+
+  appendHeader(name: string, value: string): this {
+    checkHeaderText(name, value)
+    const at = this.msg.headersEnd
+    return this.replaceRange(at, at, name + ': ' + value + '\r\n')
+  }
+
+  removeTopVia(): this {
+    return this.removeElement(this.msg.via)
+  }
+
+  removeElement(el: { start: number; end: number }): this {
+    const m = this.msg
+    const buf = m.buf
+    let line = -1
+    for (let i = 0; i < m.headerCount; i++) {
+      if (el.start >= m.headerValueStart(i) && el.end <= m.headerValueEnd(i)) { line = i; break }
+    }
+    if (line < 0) throw new RangeError('element is not inside a header value')
+    const vs = m.headerValueStart(line), ve = m.headerValueEnd(line)
+    let before = el.start
+    while (before > vs && isWs(buf[before - 1])) before--
+    if (before > vs && buf[before - 1] === COMMA) {
+      // not the first element: drop ", element"
+      return this.replaceRange(before - 1, el.end, '')
+    }
+    let after = el.end
+    while (after < ve && isWs(buf[after])) after++
+    if (after < ve && buf[after] === COMMA) {
+      after++
+      while (after < ve && isWs(buf[after])) after++
+      return this.replaceRange(el.start, after, '')
+    }
+    return this.replaceRange(m.headerLineStart(line), m.headerLineEnd(line), '')
+  }
+
+  removeHeaders(nameOrId: string | number): this {
+    const m = this.msg
+    for (let i = m.indexOf(nameOrId); i >= 0; i = m.indexOf(nameOrId, i + 1)) {
+      this.replaceRange(m.headerLineStart(i), m.headerLineEnd(i), '')
+    }
+    return this
+  }
+
+  setHeader(nameOrId: string | number, value: string): this {
+    const m = this.msg
+    const id = resolveHeaderId(nameOrId)
+    const name = typeof nameOrId === 'string' ? nameOrId : canonicalHeaderName(id)
+    if (name === '') throw new RangeError('setHeader needs a header name for unknown ids')
+    checkHeaderText(name, value)
+    const first = m.indexOf(nameOrId)
+    if (first < 0) return this.appendHeader(name, value)
+    // Keep the original name spelling position; replace the first line, drop the rest.
+    this.replaceRange(m.headerLineStart(first), m.headerLineEnd(first), name + ': ' + value + '\r\n')
+    for (let i = m.indexOf(nameOrId, first + 1); i >= 0; i = m.indexOf(nameOrId, i + 1)) {
+      this.replaceRange(m.headerLineStart(i), m.headerLineEnd(i), '')
+    }
+    return this
+  }
+
+  setRequestUri(uri: string): this {
+    const m = this.msg
+    if (!m.isRequest) throw new RangeError('a response has no Request-URI')
+    for (let i = 0; i < uri.length; i++) {
+      if (uri.charCodeAt(i) <= 0x20) throw new SipParseError('whitespace in Request-URI', 400)
+    }
+    return this.replaceRange(m.startLinePartStart, m.startLinePartEnd, uri)
+  }
+
+  setMaxForwards(n: number): this {
+    if (!Number.isInteger(n) || n < 0 || n > 255) throw new RangeError('Max-Forwards must be 0..255')
+    const m = this.msg
+    const i = m.indexOf(H.MaxForwards)
+    if (i < 0) return this.prependHeader('Max-Forwards', String(n))
+    return this.replaceRange(m.headerValueStart(i), m.headerValueEnd(i), String(n))
+  }
+
+  toBuffer(): Buffer {
+    const m = this.msg
+    const src = m.buf
+    const count = this.starts.length
+    // Insertion-sort patch order by start (few patches; stable so call order wins on ties).
+    const order: number[] = []
+    for (let k = 0; k < count; k++) {
+      let j = order.length
+      while (j > 0 && this.starts[order[j - 1]!]! > this.starts[k]!) j--
+      order.splice(j, 0, k)
+    }
+    let size = 0
+    let cursor = m.start
+    for (let o = 0; o < count; o++) {
+      const k = order[o]!
+      const s = Math.max(this.starts[k]!, cursor)
+      const e = Math.max(this.ends[k]!, s)
+      size += s - cursor + Buffer.byteLength(this.texts[k]!, 'utf8')
+      cursor = e
+    }
+    size += m.end - cursor
+    const out = Buffer.allocUnsafe(size)
+    let w = 0
+    cursor = m.start
+    for (let o = 0; o < count; o++) {
+      const k = order[o]!
+      const s = Math.max(this.starts[k]!, cursor)
+      const e = Math.max(this.ends[k]!, s)
+      if (s > cursor) w += src.copy(out, w, cursor, s)
+      const t = this.texts[k]!
+      if (t.length > 0) w += writeUtf8(out, t, w)
+      cursor = e
+    }
+    if (m.end > cursor) w += src.copy(out, w, cursor, m.end)
+    return out
+  }
+}

@@ -1,0 +1,93 @@
+/** Header name table: numeric ids, canonical names, compact forms, and byte-level classification. */
+
+export const H = {
+  Other: 0, Via: 1, From: 2, To: 3, CallId: 4, CSeq: 5, MaxForwards: 6, Route: 7,
+  RecordRoute: 8, Contact: 9, ContentLength: 10, ContentType: 11, Require: 12, ProxyRequire: 13,
+  Supported: 14, Allow: 15, Expires: 16, UserAgent: 17, Server: 18, Subject: 19, Event: 20,
+  ReferTo: 21, ReferredBy: 22, Accept: 23, ContentEncoding: 24, AllowEvents: 25, Date: 26,
+  Authorization: 27, ProxyAuthorization: 28, WWWAuthenticate: 29, ProxyAuthenticate: 30,
+  RetryAfter: 31, Timestamp: 32, Unsupported: 33, Warning: 34, SessionExpires: 35, Identity: 36, Reason: 37,
+} as const
+
+export type HeaderId = (typeof H)[keyof typeof H]
+
+const CANONICAL: string[] = [
+  '', 'Via', 'From', 'To', 'Call-ID', 'CSeq', 'Max-Forwards', 'Route',
+  'Record-Route', 'Contact', 'Content-Length', 'Content-Type', 'Require', 'Proxy-Require',
+  'Supported', 'Allow', 'Expires', 'User-Agent', 'Server', 'Subject', 'Event',
+  'Refer-To', 'Referred-By', 'Accept', 'Content-Encoding', 'Allow-Events', 'Date',
+  'Authorization', 'Proxy-Authorization', 'WWW-Authenticate', 'Proxy-Authenticate',
+  'Retry-After', 'Timestamp', 'Unsupported', 'Warning', 'Session-Expires', 'Identity', 'Reason',
+]
+
+/** Compact forms (RFC 3261 §7.3.3, RFC 3265 o/u, RFC 3515 r, RFC 3892 b, RFC 4028 x, RFC 8224 y). */
+const COMPACT: Record<string, number> = {
+  i: H.CallId, m: H.Contact, e: H.ContentEncoding, l: H.ContentLength, c: H.ContentType,
+  f: H.From, s: H.Subject, k: H.Supported, t: H.To, v: H.Via, o: H.Event, u: H.AllowEvents,
+  r: H.ReferTo, b: H.ReferredBy, x: H.SessionExpires, y: H.Identity,
+}
+
+/** Compact letters whose long header has no id of its own (a, j, d, n): they stay H.Other. */
+const COMPACT_OTHER: Record<string, string> = {
+  a: 'Accept-Contact', j: 'Reject-Contact', d: 'Request-Disposition', n: 'Identity-Info',
+}
+
+const BY_LOWER_NAME = new Map<string, number>()
+for (let id = 1; id < CANONICAL.length; id++) BY_LOWER_NAME.set(CANONICAL[id]!.toLowerCase(), id)
+for (const k of Object.keys(COMPACT)) BY_LOWER_NAME.set(k, COMPACT[k]!)
+
+export function headerIdOf(name: string): number {
+  return BY_LOWER_NAME.get(name.toLowerCase()) ?? H.Other
+}
+
+export function canonicalHeaderName(id: number): string {
+  return CANONICAL[id] ?? ''
+}
+
+/** Expands a compact or odd-cased name to its usual spelling (for names without an id, as given). */
+export function expandHeaderName(name: string): string {
+  const id = headerIdOf(name)
+  if (id !== H.Other) return CANONICAL[id]!
+  if (name.length === 1) return COMPACT_OTHER[name.toLowerCase()] ?? name
+  return name
+}
+
+// Byte-level table: for each name length, the lower-case names as byte arrays with their id.
+// Classifying a header name then needs no string: length picks a short list, bytes are compared
+// case-insensitively (b | 0x20 works because names only hold letters and '-').
+const LONGEST = 19
+const BY_LEN: Array<Array<{ bytes: Uint8Array; id: number }>> = []
+for (let i = 0; i <= LONGEST; i++) BY_LEN.push([])
+for (let id = 1; id < CANONICAL.length; id++) {
+  const lower = CANONICAL[id]!.toLowerCase()
+  BY_LEN[lower.length]!.push({ bytes: Uint8Array.from(Buffer.from(lower, 'latin1')), id })
+}
+// Single letters: a direct table by lower-case byte.
+const COMPACT_BY_BYTE = new Int8Array(128)
+for (const k of Object.keys(COMPACT)) COMPACT_BY_BYTE[k.charCodeAt(0)] = COMPACT[k]!
+
+/** Id of the header name occupying buf[start, end) — no allocation. */
+export function classifyHeaderName(buf: Uint8Array, start: number, end: number): number {
+  const len = end - start
+  if (len === 1) {
+    const c = buf[start]! | 0x20
+    return c < 128 ? COMPACT_BY_BYTE[c]! : H.Other
+  }
+  if (len > LONGEST) return H.Other
+  const cands = BY_LEN[len]!
+  const first = buf[start]! | 0x20
+  for (let k = 0; k < cands.length; k++) {
+    const cand = cands[k]!
+    const b = cand.bytes
+    if (b[0] !== first) continue
+    let i = 1
+    while (i < len && (buf[start + i]! | 0x20) === b[i]) i++
+    if (i === len) return cand.id
+  }
+  return H.Other
+}
+
+/** Resolves the `nameOrId` argument used across the API. */
+export function resolveHeaderId(nameOrId: string | number): number {
+  return typeof nameOrId === 'number' ? nameOrId : headerIdOf(nameOrId)
+}

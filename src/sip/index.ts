@@ -1,0 +1,13 @@
+/** The SIP message core: zero-copy parsing, editing by splicing, builders and validation. */
+export { SipParseError } from './errors.js'
+export { H, headerIdOf, canonicalHeaderName, expandHeaderName, type HeaderId } from './headers.js'
+export { parseUri, unescapeUriPart, type SipUri } from './parse_uri.js'
+export type { NameAddr } from './parse_address.js'
+export type { Via } from './parse_via.js'
+export type { CSeq } from './parse_cseq.js'
+export { SipMessage, MAX_VIAS, MAX_ADDRESSES } from './message.js'
+export { parseMessage, MAX_HEADERS } from './parse_message.js'
+export { skipKeepAlives, frameStream } from './framer.js'
+export { MessageEditor } from './editor.js'
+export { buildResponse, buildCancel, buildAck, buildOptions, newBranch, newTag, newCallId, reasonPhrase } from './builders.js'
+export { validateRequest, validateResponse, type ValidateOptions } from './validate.js'
