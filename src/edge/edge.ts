@@ -7,6 +7,7 @@ import { Prober } from '../dispatch/prober.js'
 import { EtcdSource } from '../discovery/etcd_source.js'
 import { Sides, cidrList, peerFromUri } from '../proxy/addressing.js'
 import type { ProxyHooks } from '../proxy/hooks.js'
+import { SourceFilter } from '../proxy/guard.js'
 import { Proxy, type ProxyObserver } from '../proxy/proxy.js'
 import { parseUri } from '../sip/index.js'
 import { parseListenSpec } from '../transport/listen-spec.js'
@@ -118,6 +119,11 @@ export class Edge extends EventEmitter<EdgeEvents> {
         ...(trunk ? { trunk } : {}),
         ...(this.hooks ? { hooks: this.hooks } : {}),
         observer: this.observer(),
+        rateLimit: c.rateLimit,
+        filters: {
+          public: sourceFilter(c.allowPublic, c.denyPublic),
+          internal: sourceFilter(c.allowInternal, c.denyInternal),
+        },
       },
       componentLogger(this.log, c, 'proxy'),
     )
@@ -314,6 +320,10 @@ export class Edge extends EventEmitter<EdgeEvents> {
       setAdmin: (id, state) => this.dispatcher.setAdmin(id, state),
     }
   }
+}
+
+function sourceFilter(allow: string[], deny: string[]): SourceFilter {
+  return new SourceFilter(allow.length ? cidrList(allow) : undefined, deny.length ? cidrList(deny) : undefined)
 }
 
 const RESTART_ONLY = new Set(['listen', 'internalListen', 'secret', 'admin', 'adminToken', 'limits', 'etcd', 'hep', 'trunk'])

@@ -21,6 +21,8 @@ import { Sides, bareHost, hostport, peerFromUri, responseDestination } from './a
 import { DialogTable, type Dialog } from './dialogs.js'
 import type { ProxyHooks, RequestContext } from './hooks.js'
 import { TimerWheel } from './timer_wheel.js'
+import { RateLimiter, SourceFilter } from './guard.js'
+import { LogOnce } from '../edge/logger.js'
 import { TokenCodec, type RouteToken } from './tokens.js'
 import { ClientTx, ServerTx, T1, T2, T4, TIMER_B, TIMER_C, enumState, serverKey } from './transactions.js'
 
@@ -61,7 +63,10 @@ export interface ProxyOptions {
   retryAfterS?: number
   hooks?: ProxyHooks
   observer?: ProxyObserver
-  /** Sources allowed to send calls outward besides the internal side (set on the Sides object). */
+  /** Per-source request limit on the public side (Kamailio pike); rps 0 = off. */
+  rateLimit?: { rps: number; burst: number; action: 'reply' | 'drop' }
+  /** Source filters per side; requests from other sources are dropped (logged once per source). */
+  filters?: { public?: SourceFilter; internal?: SourceFilter }
 }
 
 const RR_PARAM = 'sk'
@@ -89,6 +94,11 @@ export class Proxy {
   private readonly hooks: ProxyHooks
   private readonly fireServer = (tx: ServerTx, now: number): void => this.onServerTimer(tx, now)
   private readonly fireClient = (tx: ClientTx, now: number): void => this.onClientTimer(tx, now)
+  private readonly limiter: RateLimiter | undefined
+  private readonly rateReply: boolean
+  private readonly publicFilter: SourceFilter | undefined
+  private readonly internalFilter: SourceFilter | undefined
+  private readonly once: LogOnce
   /** Local tag for responses the edge itself generates (stable per process, enough to be unique per call). */
   private readonly localTag = newTag()
 
@@ -107,6 +117,12 @@ export class Proxy {
     this.defaultSet = opts.defaultSet ?? 'default'
     this.observer = opts.observer ?? NO_OBSERVER
     this.hooks = opts.hooks ?? {}
+    const rl = opts.rateLimit
+    this.limiter = rl && rl.rps > 0 ? new RateLimiter(rl.rps, Math.max(1, rl.burst)) : undefined
+    this.rateReply = rl?.action !== 'drop'
+    this.publicFilter = opts.filters?.public?.active ? opts.filters.public : undefined
+    this.internalFilter = opts.filters?.internal?.active ? opts.filters.internal : undefined
+    this.once = new LogOnce(log, 10_000, 60_000)
     this.dialogs = new DialogTable({
       max: opts.maxDialogs ?? 200_000,
       ttlS: opts.dialogTtlS ?? 4 * 3600,
@@ -139,24 +155,56 @@ export class Proxy {
 
   handleMessage(inb: Inbound): void {
     const side = this.sides.sideOf(inb.listener, inb.source)
+    if (inb.msg.isRequest && !this.admit(inb, side)) return
     try {
       if (inb.msg.isRequest) this.onRequest(inb, side)
       else this.onResponse(inb, side)
     } catch (err) {
       if (err instanceof SipParseError) {
         this.observer.parseError(side)
-        if (inb.msg.isRequest && inb.msg.method !== 'ACK') this.replyTo(inb, err.status, shortReason(err))
-        this.log.debug({ err: err.message, src: inb.source.address }, 'bad message')
+        this.once.warn('bad:' + inb.source.address, { err: err.message, src: inb.source.address, status: err.status }, 'bad message')
+        if (inb.msg.isRequest && inb.msg.method !== 'ACK') {
+          try {
+            this.replyTo(inb, err.status, shortReason(err))
+          } catch {
+            // Not even a response can be built from it: drop.
+          }
+        }
       } else {
         this.log.error({ err, src: inb.source.address }, 'proxy failed on a message')
       }
     }
   }
 
+  /** Source filters and the per-source rate limit, before any work beyond the parse index. */
+  private admit(inb: Inbound, side: Side): boolean {
+    const address = inb.source.address
+    const filter = side === 'public' ? this.publicFilter : this.internalFilter
+    if (filter && !filter.permits(address)) {
+      this.observer.refused('acl')
+      this.once.warn('acl:' + address, { src: address, side }, 'source not allowed, dropping its requests')
+      return false
+    }
+    if (side === 'public' && this.limiter && !this.limiter.allow(address, Date.now())) {
+      this.observer.refused('rate')
+      this.once.warn('rate:' + address, { src: address }, 'source over its request rate, limiting')
+      if (this.rateReply && inb.msg.method !== 'ACK') {
+        try {
+          this.replyTo(inb, 503, 'Service Unavailable', [['Retry-After', '10']])
+        } catch {
+          // Too broken to answer: dropping is the answer.
+        }
+      }
+      return false
+    }
+    return true
+  }
+
   /** Bytes that did not parse: answer 400 when enough of a request is there to build a response. */
   handleParseError(err: Error, buf: Buffer, source: Peer, listener: Listener, connId?: number): void {
     const side = this.sides.sideOf(listener, source)
     this.observer.parseError(side)
+    this.once.warn('bad:' + source.address, { err: err.message, src: source.address }, 'unparsable message')
     // A truncated or broken message cannot be answered reliably; a best-effort 400 needs Via/From/To/Call-ID/CSeq.
     try {
       const msg = parseMessage(buf)
