@@ -68,9 +68,9 @@ export function resolveRegistration(opts: RegisterOptions): { key: string; id: s
 /**
  * Runs a registration until `signal` aborts, then drains and deregisters. Resolves with the exit code:
  * 0 after a drain (even if etcd was unreachable at the end: the lease then expires on its own), 2 on bad
- * options.
+ * options. Aborting `force` while draining stops waiting for calls (a second SIGTERM/SIGINT).
  */
-export async function register(opts: RegisterOptions, signal: AbortSignal): Promise<number> {
+export async function register(opts: RegisterOptions, signal: AbortSignal, force?: AbortSignal): Promise<number> {
   const log = opts.logger ?? pino({ name: 'sipedge-register' })
   const resolved = resolveRegistration(opts)
   if (typeof resolved === 'string') {
@@ -118,12 +118,12 @@ export async function register(opts: RegisterOptions, signal: AbortSignal): Prom
     }
   }
 
-  await drain(opts, lease, key, value('draining'), uri, log)
+  await drain(opts, lease, key, value('draining'), uri, log, force)
   client.close()
   return 0
 }
 
-async function drain(opts: RegisterOptions, lease: Lease | undefined, key: string, draining: string, uri: string, log: Logger): Promise<void> {
+async function drain(opts: RegisterOptions, lease: Lease | undefined, key: string, draining: string, uri: string, log: Logger, force?: AbortSignal): Promise<void> {
   const alive = lease !== undefined && !lease.revoked()
   if (alive) {
     try {
@@ -133,7 +133,7 @@ async function drain(opts: RegisterOptions, lease: Lease | undefined, key: strin
       log.warn({ key, err: etcdErrorText(err) }, 'could not mark draining')
     }
   }
-  await waitForCalls(opts, uri, log)
+  await waitForCalls(opts, uri, log, force)
   if (alive) {
     try {
       await lease.revoke()
@@ -148,7 +148,7 @@ async function drain(opts: RegisterOptions, lease: Lease | undefined, key: strin
   }
 }
 
-async function waitForCalls(opts: RegisterOptions, uri: string, log: Logger): Promise<void> {
+async function waitForCalls(opts: RegisterOptions, uri: string, log: Logger, force?: AbortSignal): Promise<void> {
   const edgeAdmin = opts.edgeAdmin ?? []
   if (!opts.callsCommand && edgeAdmin.length === 0) {
     log.warn('no --calls-command or --edge-admin: not waiting for calls to end')
@@ -167,19 +167,23 @@ async function waitForCalls(opts: RegisterOptions, uri: string, log: Logger): Pr
       else log.info({ calls: reading.calls }, 'active calls')
     }
     if ('calls' in reading && reading.calls === 0) return
+    if (force?.aborted) {
+      log.warn({ last: reading }, 'second signal: not waiting for calls any longer')
+      return
+    }
     const left = deadline - Date.now()
     if (left <= 0) {
       log.warn({ drainTimeoutMs: timeoutMs, last: reading }, 'drain deadline reached with calls possibly active')
       return
     }
-    await sleep(Math.min(pollMs, left))
+    await sleep(Math.min(pollMs, left), force)
   }
 }
 
 export const REGISTER_USAGE = `Usage: sipedge register --etcd URL[,URL] --set NAME --uri sip:IP:PORT [options]
 
 Announces this backend in etcd with a lease kept alive. On SIGTERM/SIGINT: marks it draining, waits for its
-active calls to end (or --drain-timeout), revokes the lease and exits 0.
+active calls to end (or --drain-timeout), revokes the lease and exits 0. A second signal stops the wait.
 
   --etcd URL[,URL]        etcd endpoints (http:// or https://)        (required)
   --set NAME              backend set (dispatcher group)              (required)
@@ -288,14 +292,16 @@ export async function runRegister(argv: string[], io: RegisterIo = {}): Promise<
   const log = io.logger ?? pino({ name: 'sipedge-register' })
   opts.logger = log
   const controller = new AbortController()
+  const force = new AbortController()
   const onSignal = (sig: NodeJS.Signals) => {
     log.info({ signal: sig, draining: controller.signal.aborted }, 'signal received')
-    controller.abort(sig)
+    if (controller.signal.aborted) force.abort(sig)
+    else controller.abort(sig)
   }
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)
   try {
-    return await register(opts, controller.signal)
+    return await register(opts, controller.signal, force.signal)
   } finally {
     process.off('SIGTERM', onSignal)
     process.off('SIGINT', onSignal)
