@@ -153,10 +153,7 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
     log.fatal({ err }, 'sipedge failed to start')
     return 1
   }
-  log.info(
-    { version: VERSION, listen: config.listen, internalListen: config.internalListen, config: load.file, admin: config.admin },
-    'sipedge started',
-  )
+  log.info({ version: VERSION, config: load.file ?? null }, 'sipedge running (SIGTERM/SIGINT drain, SIGHUP reloads)')
 
   return new Promise<number>((resolve) => {
     let stopping = false

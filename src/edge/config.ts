@@ -11,7 +11,9 @@ import { isIP, isIPv4 } from 'node:net'
 import { parseDocument } from 'yaml'
 import type { Algorithm, BackendSpec } from '../dispatch/types.js'
 import { StaticBackendError, staticBackends } from '../discovery/static.js'
+import { parseListenSpec as parseTransportListenSpec } from '../transport/listen-spec.js'
 import type { ListenSpec, Side } from '../transport/types.js'
+import { DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX } from '../discovery/backend_value.js'
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 
@@ -26,7 +28,7 @@ export interface EtcdConfig {
 }
 
 export interface EdgeConfig {
-  /** Public side listeners: `proto:host[:port][;advertise=host[:port]]`. */
+  /** Public side listeners: `proto:host[:port][ advertise host[:port]]`. */
   listen: string[]
   /** Internal side listeners (where backends live); [] = the public sockets serve both sides. */
   internalListen: string[]
@@ -108,7 +110,7 @@ function deepFreeze<T>(o: T): T {
   return o
 }
 
-const ETCD_DEFAULTS = { prefix: '/sipedge/' }
+const ETCD_DEFAULTS = { prefix: ETCD_DEFAULT_PREFIX }
 const HEP_DEFAULTS = { id: 1 }
 
 export const ALGORITHMS: readonly Algorithm[] = ['round-robin', 'weighted', 'hash-callid', 'hash-from-user', 'least-calls']
@@ -141,20 +143,18 @@ export function parseHostPort(s: string, defaultPort?: number): { host: string; 
   return { host, port }
 }
 
-/** `udp:127.0.0.1:5060`, `tcp:[::1]`, `udp:0.0.0.0:5060;advertise=203.0.113.7:5060`. */
+/**
+ * `udp:127.0.0.1:5060`, `tcp:[::1]`, `udp:0.0.0.0:5060 advertise 203.0.113.7:5060`: the syntax of
+ * transport/listen-spec.ts (the parser the transports use), with its error as a string.
+ */
 export function parseListenSpec(s: string, side: Side): ListenSpec | string {
-  const bad = `"${s}" is not proto:host[:port][;advertise=host[:port]] (proto udp|tcp, host an IP literal)`
-  const m = /^(udp|tcp):([^;]+)(?:;advertise=([^;]+))?$/i.exec(s)
-  if (!m) return bad
-  const hp = parseHostPort(m[2]!, 5060)
-  if (!hp) return bad
-  const spec: ListenSpec = { proto: m[1]!.toLowerCase() as 'udp' | 'tcp', host: hp.host, port: hp.port, side }
-  if (m[3] !== undefined) {
-    const adv = parseHostPort(m[3], hp.port)
-    if (!adv) return `"${s}": advertise "${m[3]}" is not host[:port] with an IP literal`
-    spec.advertise = adv.host.includes(':') ? `[${adv.host}]:${adv.port}` : `${adv.host}:${adv.port}`
+  try {
+    return parseTransportListenSpec(s, side)
+  } catch (err) {
+    const detail = (err as Error).message.replace(/^listen spec '[^']*': /, '')
+    const base = `"${s}" is not proto:host[:port] [advertise host[:port]]`
+    return detail.startsWith('expected') ? `${base} (proto udp|tcp, host an IP literal)` : `${base}: ${detail}`
   }
-  return spec
 }
 
 /**
@@ -272,7 +272,7 @@ const SCHEMA: Record<string, Field> = {
     required: ['endpoints'],
     fields: {
       endpoints: { kind: 'list', check: () => undefined, normalise: normaliseEtcdEndpoint },
-      prefix: { kind: 'string', minLength: 1, check: (s) => (s.startsWith('/') ? undefined : `"${s}" must start with /`) },
+      prefix: { kind: 'string', minLength: 1, check: (s) => (s.startsWith('/') && s.endsWith('/') ? undefined : `"${s}" must start and end with /`) },
       username: { kind: 'string', optional: true },
       password: { kind: 'string', optional: true },
       cacert: { kind: 'string', optional: true },
@@ -387,7 +387,7 @@ function fieldAt(path: string): Field {
 }
 
 export const FLAGS: readonly FlagSpec[] = [
-  flag('listen', 'listen', 'public listener proto:host[:port][;advertise=host[:port]]', { arg: 'SPEC' }),
+  flag('listen', 'listen', 'public listener proto:host[:port][ advertise host[:port]]', { arg: 'SPEC' }),
   flag('internal-listen', 'internalListen', 'internal-side listener (backends); default: the public ones', { arg: 'SPEC' }),
   flag('backend', 'backends', 'static backend [set=NAME:]sip:host[:port][;weight=N][;priority=N]', { arg: 'URI', env: 'SIPEDGE_BACKENDS' }),
   flag('algorithm', 'algorithm', `dispatch algorithm: ${ALGORITHMS.join('|')}`, { arg: 'ALG' }),
@@ -620,7 +620,7 @@ function crossCheck(c: EdgeConfig, out: Problem[], warnings: string[]): void {
       if (obj && obj[r] === undefined) out.push({ path: `${key}.${r}`, problem: `is required when ${key} is configured` })
     }
   }
-  if (c.etcd && c.etcd.endpoints.length === 0) out.push({ path: 'etcd.endpoints', problem: 'must list at least one endpoint' })
+  if (c.etcd?.endpoints?.length === 0) out.push({ path: 'etcd.endpoints', problem: 'must list at least one endpoint' })
   if (c.listen.length === 0) out.push({ path: 'listen', problem: 'must list at least one listener' })
   const seen = new Map<string, string>()
   const sockets = [

@@ -49,6 +49,13 @@ function writeIp(buf: Buffer, off: number, ip: string, want4: boolean): number {
     const start = ip.startsWith('::ffff:') ? 7 : 0
     return writeIpv4(buf, off, ip, start, ip.length) ? 4 : 0
   }
+  if (ip.indexOf(':') < 0) {
+    // An IPv4 peer in an IPv6 packet (mixed families): IPv4-mapped form.
+    buf.fill(0, off, off + 10)
+    buf[off + 10] = 0xff
+    buf[off + 11] = 0xff
+    return writeIpv4(buf, off + 12, ip, 0, ip.length) ? 16 : 0
+  }
   return writeIpv6(buf, off, ip) ? 16 : 0
 }
 
@@ -181,7 +188,7 @@ export function encodeHepHeader(
   const total = headerLen + payloadLength
   if (total > MAX_HEP) return undefined
 
-  const b = Buffer.alloc(headerLen)
+  const b = Buffer.allocUnsafe(headerLen) // every byte is written below
   b.write('HEP3', 0, 'latin1')
   b.writeUInt16BE(total, 4)
   let o = 6

@@ -37,7 +37,9 @@ export class SipMessage {
   readonly contentLengthValue: number
   /** The SIP-Version text was "SIP/2.0" (others are rejected by validate with 505). */
   readonly versionOk: boolean
-  private readonly idx: Int32Array
+  private readonly idx: number[]
+  /** first[id] = index of the first line with that id, -1 when absent (ids 1..first.length-1). */
+  private readonly first: number[]
 
   private cCallId: string | undefined
   private cCSeq: CSeq | undefined
@@ -52,7 +54,7 @@ export class SipMessage {
 
   constructor(buf: Buffer, start: number, end: number, isRequest: boolean, method: string, status: number,
     partStart: number, partEnd: number, versionOk: boolean, headersStart: number, headersEnd: number,
-    bodyStart: number, contentLength: number, idx: Int32Array, headerCount: number) {
+    bodyStart: number, contentLength: number, idx: number[], headerCount: number, first: number[]) {
     this.buf = buf
     this.start = start
     this.end = end
@@ -68,6 +70,7 @@ export class SipMessage {
     this.contentLengthValue = contentLength
     this.idx = idx
     this.headerCount = headerCount
+    this.first = first
     this.cCallId = undefined
     this.cCSeq = undefined
     this.cFrom = undefined
@@ -102,7 +105,8 @@ export class SipMessage {
 
   /** Index of the first header matching `nameOrId` at or after `from`, -1 when none. */
   indexOf(nameOrId: string | number, from = 0): number {
-    const id = resolveHeaderId(nameOrId)
+    const id = typeof nameOrId === 'number' ? nameOrId : resolveHeaderId(nameOrId)
+    if (from === 0 && id > 0 && id < this.first.length) return this.first[id]!
     const idx = this.idx
     if (id !== H.Other) {
       for (let i = from; i < this.headerCount; i++) if (idx[i * STRIDE] === id) return i
@@ -126,6 +130,7 @@ export class SipMessage {
     return out
   }
   has(id: number): boolean {
+    if (id > 0 && id < this.first.length) return this.first[id]! >= 0
     const idx = this.idx
     for (let i = 0; i < this.headerCount; i++) if (idx[i * STRIDE] === id) return true
     return false

@@ -64,10 +64,15 @@ export function parseParams(buf: Buffer, p: number, end: number, into: Record<st
  * start and stores its end in `paramEnd.value`; -1 when absent or valueless.
  */
 export const paramEnd = { value: 0 }
+// Bytes findParam must look at: '"', '<', ',', ';'. One table load per byte instead of four compares.
+const STOP = new Uint8Array(256)
+STOP[DQUOTE] = 1; STOP[0x3c] = 1; STOP[0x2c] = 1; STOP[SEMI] = 1
 export function findParam(buf: Buffer, start: number, end: number, lowerName: string): number {
   let i = start
   const n = lowerName.length
   while (i < end) {
+    while (i < end && STOP[buf[i]!] === 0) i++
+    if (i >= end) return -1
     const c = buf[i]!
     if (c === DQUOTE) {
       i = skipQuoted(buf, i, end)
@@ -79,10 +84,6 @@ export function findParam(buf: Buffer, start: number, end: number, lowerName: st
       continue
     }
     if (c === 0x2c) return -1
-    if (c !== SEMI) {
-      i++
-      continue
-    }
     i = skipLws(buf, i + 1, end)
     const ns = i
     while (i < end && TOKEN[buf[i]!] === 1) i++
