@@ -53,6 +53,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
   private hep: HepExporter | undefined
   private readonly hooks: ProxyHooks | undefined
   private started = false
+  private readonly callsPerBackend = new Map<Backend, number>()
   private stopping: Promise<void> | undefined
 
   constructor(config: EdgeConfig, log: Logger, hooks?: ProxyHooks) {
@@ -182,6 +183,11 @@ export class Edge extends EventEmitter<EdgeEvents> {
     )
   }
 
+  /** Calls answered per backend id since start (the demo's summary, tests). */
+  callsByBackend(): Array<{ id: string; hostport: string; calls: number }> {
+    return [...this.callsPerBackend].map(([b, calls]) => ({ id: b.id, hostport: `${b.target.host}:${b.target.port}`, calls }))
+  }
+
   /** The listeners as bound (ports resolved when 0 was asked). */
   get sockets(): readonly Listener[] {
     return this.transports.listeners
@@ -275,7 +281,8 @@ export class Edge extends EventEmitter<EdgeEvents> {
         if (reason === 'relay' || reason === 'token') s.relayRefused()
       },
       failover: () => s.failover(),
-      callStarted: (_b, ms) => {
+      callStarted: (b, ms) => {
+        if (b) this.callsPerBackend.set(b, (this.callsPerBackend.get(b) ?? 0) + 1)
         s.callStarted()
         s.setupTime(ms)
       },

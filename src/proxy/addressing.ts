@@ -85,7 +85,13 @@ export class Sides {
 
   setBackendHosts(hosts: Iterable<string>): void {
     this.backendHosts = new Set(hosts)
+    const internal = new Set(this.backendHosts)
+    if (this.twoSided) for (const l of this.listeners) if (l.spec.side === 'internal') internal.add(l.spec.host)
+    this.internalHosts = [...internal]
   }
+
+  /** Addresses that must never show toward the public side: backends, and internal listeners when separate. */
+  internalHosts: string[] = []
 
   isBackendHost(address: string): boolean {
     return this.backendHosts.has(address)

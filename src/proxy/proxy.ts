@@ -507,6 +507,34 @@ export class Proxy {
     }
     this.hideHost(msg, ed, H.From, listener)
     if (msg.isRequest) this.hideHost(msg, ed, H.To, listener)
+    this.scrubInternal(msg, ed)
+  }
+
+  /**
+   * Safety net toward the public side: after the targeted rewrites (Via, Contact, Record-Route, From/To),
+   * any other header line naming an internal address (X-Backend, P-Asserted-Identity with the Asterisk IP,
+   * Warning ...) is removed. One indexOf per internal host over the header section when nothing is there.
+   */
+  private scrubInternal(msg: SipMessage, ed: MessageEditor): void {
+    const hosts = this.sides.internalHosts
+    const buf = msg.buf
+    let hit = false
+    for (let k = 0; k < hosts.length && !hit; k++) {
+      const at = buf.indexOf(hosts[k]!, msg.headersStart, 'latin1')
+      hit = at >= 0 && at < msg.headersEnd
+    }
+    if (!hit) return
+    for (let i = 0; i < msg.headerCount; i++) {
+      const id = msg.headerId(i)
+      if (id === H.Via || id === H.Contact || id === H.RecordRoute || id === H.Route || id === H.From || id === H.To) continue
+      const v = msg.headerValue(i)
+      for (const h of hosts) {
+        if (v.includes(h)) {
+          ed.replaceRange(msg.headerLineStart(i), msg.headerLineEnd(i), '')
+          break
+        }
+      }
+    }
   }
 
   /** Replaces an internal host in a From/To URI by the edge's public address (dialogs match on tags, not URIs). */
@@ -704,6 +732,7 @@ export class Proxy {
         ed.setHeader(H.Contact, this.contactAlias(msg.contacts[0], ct.target, st.listener))
       }
       this.trimRecordRoute(msg, ed, 'public')
+      this.scrubInternal(msg, ed)
     } else if (!toPublic && this.sides.twoSided && msg.has(H.RecordRoute)) {
       this.addInnerRecordRoute(msg, ed, st)
     }

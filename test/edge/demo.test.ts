@@ -1,0 +1,29 @@
+// `sipedge demo` is the README's first command: it must carry its calls, show the failover and find no leak.
+import { Writable } from 'node:stream'
+import t from 'tap'
+import { runDemo } from '../../src/edge/demo.js'
+
+function capture(): { stream: Writable; text: () => string } {
+  const chunks: string[] = []
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      chunks.push(String(chunk))
+      done()
+    },
+  })
+  return { stream, text: () => chunks.join('') }
+}
+
+for (const variant of [[], ['--no-sipp']]) {
+  t.test(`demo ${variant.join(' ') || '(SIPp backends)'}`, async (t) => {
+    const out = capture()
+    const code = await runDemo(['--calls', '40', '--rate', '40', ...variant], out.stream)
+    const text = out.text()
+    t.equal(code, 0, 'exit code 0')
+    t.match(text, /calls completed {4}40 of 40\n/, 'every call completed')
+    t.match(text, /127\.0\.1\.1:5080 20, 127\.0\.1\.2:5080 20, 127\.0\.1\.3:5080 0/, 'calls spread, none on the 503 backend')
+    t.match(text, /failovers {10}(1[5-9]|20) /, 'about half the INVITEs failed over from the 503 backend')
+    t.match(text, /setup time {9}p50 \d+ ms, p99 \d+ ms/)
+    t.match(text, /no internal address leaked \(160 messages/, 'no leak in 160 messages')
+  })
+}
