@@ -121,6 +121,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
         ...(this.hooks ? { hooks: this.hooks } : {}),
         observer: this.observer(),
         rateLimit: c.rateLimit,
+        maskCallId: c.maskCallId,
         filters: {
           public: sourceFilter(c.allowPublic, c.denyPublic),
           internal: sourceFilter(c.allowInternal, c.denyInternal),

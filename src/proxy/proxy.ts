@@ -23,7 +23,7 @@ import type { ProxyHooks, RequestContext } from './hooks.js'
 import { TimerWheel } from './timer_wheel.js'
 import { RateLimiter, SourceFilter } from './guard.js'
 import { LogOnce } from '../edge/logger.js'
-import { TokenCodec, type RouteToken } from './tokens.js'
+import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
 import { ClientTx, ServerTx, T1, T2, T4, TIMER_B, TIMER_C, enumState, serverKey } from './transactions.js'
 
 /** Counters the edge exposes as metrics; every method is called on the hot path, so keep them cheap. */
@@ -65,6 +65,8 @@ export interface ProxyOptions {
   observer?: ProxyObserver
   /** Per-source request limit on the public side (Kamailio pike); rps 0 = off. */
   rateLimit?: { rps: number; burst: number; action: 'reply' | 'drop' }
+  /** Mask the Call-ID of calls placed by backends toward the public side (restored on the way back). */
+  maskCallId?: boolean
   /** Source filters per side; requests from other sources are dropped (logged once per source). */
   filters?: { public?: SourceFilter; internal?: SourceFilter }
 }
@@ -291,7 +293,7 @@ export class Proxy {
    * state carried by our token, or none when the request did not carry one.
    */
   private processRoutes(msg: SipMessage): RouteState | 'forged' | 'stale' {
-    const state: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined }
+    const state: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined }
     const routes = msg.has(H.Route) ? msg.routes : EMPTY
     let firstOther = 0
     const ruri = msg.uri
@@ -326,6 +328,20 @@ export class Proxy {
     return state
   }
 
+  /**
+   * Call-ID masking across the sides: a masked Call-ID coming in from the public side is restored; the
+   * Call-ID of a dialog created from inside is masked going out. Returns the Call-ID the forwarded request
+   * must carry, or undefined to keep it.
+   */
+  private crossCallId(msg: SipMessage, outSide: Side, outbound: boolean): string | undefined {
+    const callId = msg.callId
+    if (outSide === 'internal') {
+      if (!callId.startsWith(MASK_PREFIX)) return undefined
+      return this.tokens.unmaskCallId(callId)
+    }
+    return this.opts.maskCallId && outbound ? this.tokens.maskCallId(callId) : undefined
+  }
+
   // ------------------------------------------------------------ in-dialog requests
 
   private forwardInDialog(inb: Inbound, side: Side, route: RouteState, key: string): void {
@@ -342,7 +358,7 @@ export class Proxy {
       outSide = 'internal'
     } else {
       // No token: a client that ignores Record-Route, or a request addressed past us.
-      const d = this.dialogs.get(msg.callId)
+      const d = this.dialogs.get(this.tokens.unmaskCallId(msg.callId) ?? msg.callId)
       if (d) {
         const fromInternal = this.sides.twoSided ? side === 'internal' : isFrom(inb.source, d.internal, d.external)
         target = fromInternal ? d.external : d.internal
@@ -363,9 +379,11 @@ export class Proxy {
       const next = peerFromUri(route.nextRoute.uri)
       if (next) target = next
     }
+    route.callId = this.crossCallId(msg, outSide, t?.outbound ?? false)
     const st = this.newServerTx(inb, side, key)
+    if (route.callId && outSide === 'internal') st.maskedCallId = true
     this.sendDownstream(st, inb, outSide, target, route, undefined)
-    if (msg.method === 'BYE') this.dialogs.end(msg.callId)
+    if (msg.method === 'BYE') this.dialogs.end(outSide === 'internal' && route.callId ? route.callId : msg.callId)
   }
 
   // ------------------------------------------------------------ new requests
@@ -391,7 +409,9 @@ export class Proxy {
       return this.replyTo(inb, 503, 'Service Unavailable', [['Retry-After', String(this.opts.retryAfterS ?? 30)]])
     }
 
-    const goesOut = side === 'internal' && !ruriIsOwn
+    // From inside, a call goes out: to the trunk when one is configured, else to the R-URI's host. A request
+    // from inside addressed to the edge itself with no trunk is a backend-to-backend call: dispatch it.
+    const goesOut = side === 'internal' && (this.opts.trunk !== undefined || !ruriIsOwn)
     let ctx: RequestContext | undefined
     if (this.hooks.onRequest) {
       ctx = { msg, source: inb.source, side, edit: msg.edit(), set: this.defaultSet }
@@ -405,6 +425,7 @@ export class Proxy {
     if (ctx?.target || goesOut) {
       const target = ctx?.target ?? this.opts.trunk ?? (route.nextRoute ? peerFromUri(route.nextRoute.uri) : peerFromUri(msg.uri))
       if (!target) return this.finalLocal(st, 404, 'Not Found')
+      route.callId = this.crossCallId(msg, 'public', true)
       this.sendDownstream(st, inb, 'public', target, route, ctx?.edit)
       return
     }
@@ -452,18 +473,19 @@ export class Proxy {
     // A hook's editor can be used once; failover attempts after the first start from a fresh one.
     const ed = hookEdit && st.tries <= 1 ? hookEdit : msg.edit()
     if (route.newRuri !== undefined) ed.setRequestUri(route.newRuri)
+    if (route.callId !== undefined) ed.setHeader(H.CallId, route.callId)
     for (const r of route.popped) ed.removeElement(r)
     const mf = msg.maxForwards
     ed.setMaxForwards(mf === undefined ? 69 : Math.min(mf, 256) - 1)
 
     const leavingInside = st.side === 'internal' && outSide === 'public'
-    if (leavingInside) this.hideInternal(msg, ed, st, listener)
+    if (leavingInside) this.hideInternal(msg, ed, st, listener, target)
 
     const method = st.method
     if (isDialogCreating(method) && msg.toTag === undefined) {
       const internalPeer = outSide === 'internal' ? target : inb.source
       const externalPeer = outSide === 'internal' ? inb.source : target
-      const token = this.tokens.sealRoute(internalPeer, externalPeer)
+      const token = this.tokens.sealRoute(internalPeer, externalPeer, outSide === 'public')
       if (outSide === 'internal') {
         // Toward a backend: the entry that faces the backend on top, then the public one when they differ.
         const inner = this.sides.listenerFor('internal', target.proto) ?? listener
@@ -493,21 +515,38 @@ export class Proxy {
     return true
   }
 
-  /** Toward the public side from inside: drop internal Vias (restored on the way back), hide Contact and From hosts. */
-  private hideInternal(msg: SipMessage, ed: MessageEditor, st: ServerTx, listener: Listener): void {
-    const vias = msg.vias
+  /** Toward the public side from inside: drop internal Vias (restored on the way back), hide the rest. */
+  private hideInternal(msg: SipMessage, ed: MessageEditor, st: ServerTx, listener: Listener, target: Peer): void {
     const parts: string[] = []
-    for (const v of vias) parts.push(v.raw)
+    for (const v of msg.vias) parts.push(v.raw)
     st.hiddenVias = parts.join(', ')
+    this.hideOutgoing(msg, ed, st.source, listener, target)
+  }
+
+  /**
+   * What a request from inside must not show outside: its Vias, Record-Routes and Contact (replaced by an
+   * edge alias), internal hosts in From/To and in the request-URI (replaced by the edge or the next hop),
+   * and any other header naming an internal address.
+   */
+  private hideOutgoing(msg: SipMessage, ed: MessageEditor, from: Peer, listener: Listener, target: Peer): void {
     ed.removeHeaders(H.Via)
     if (msg.has(H.RecordRoute)) ed.removeHeaders(H.RecordRoute)
     if (msg.has(H.Contact) && !msg.contactStar) {
       const c = msg.contacts[0]
-      if (c) ed.setHeader(H.Contact, this.contactAlias(c, st.source, listener))
+      if (c) ed.setHeader(H.Contact, this.contactAlias(c, from, listener))
     }
-    this.hideHost(msg, ed, H.From, listener)
-    if (msg.isRequest) this.hideHost(msg, ed, H.To, listener)
-    this.scrubInternal(msg, ed)
+    const source = from.address
+    this.hideHost(msg, ed, H.From, listener, source)
+    this.hideHost(msg, ed, H.To, listener, source)
+    const ruri = msg.uri
+    const host = bareHost(ruri.host)
+    if (host === source || this.isInternalHost(host)) {
+      // A request-URI naming the edge's internal address or the sender (a call sent to the trunk) gets the next hop.
+      const at = msg.requestUri.indexOf('@')
+      const user = at >= 0 ? msg.requestUri.slice(msg.requestUri.indexOf(':') + 1, at + 1) : ''
+      ed.setRequestUri(`sip:${user}${hostport(target.address, target.port)}`)
+    }
+    this.scrubInternal(msg, ed, source)
   }
 
   /**
@@ -515,8 +554,8 @@ export class Proxy {
    * any other header line naming an internal address (X-Backend, P-Asserted-Identity with the Asterisk IP,
    * Warning ...) is removed. One indexOf per internal host over the header section when nothing is there.
    */
-  private scrubInternal(msg: SipMessage, ed: MessageEditor): void {
-    const hosts = this.sides.internalHosts
+  private scrubInternal(msg: SipMessage, ed: MessageEditor, source?: string): void {
+    const hosts = source && !this.sides.internalHosts.includes(source) ? [...this.sides.internalHosts, source] : this.sides.internalHosts
     const buf = msg.buf
     let hit = false
     for (let k = 0; k < hosts.length && !hit; k++) {
@@ -538,12 +577,12 @@ export class Proxy {
   }
 
   /** Replaces an internal host in a From/To URI by the edge's public address (dialogs match on tags, not URIs). */
-  private hideHost(msg: SipMessage, ed: MessageEditor, id: number, listener: Listener): void {
+  private hideHost(msg: SipMessage, ed: MessageEditor, id: number, listener: Listener, source: string): void {
     const i = msg.indexOf(id)
     if (i < 0) return
     const addr = id === H.From ? msg.from : msg.to
     const host = bareHost(addr.uri.host)
-    if (!this.isInternalHost(host)) return
+    if (host !== source && !this.isInternalHost(host)) return
     const value = msg.headerValue(i)
     const hp = addr.uri.port === undefined ? addr.uri.host : addr.uri.host + ':' + addr.uri.port
     const at = value.indexOf(hp)
@@ -552,7 +591,7 @@ export class Proxy {
   }
 
   private isInternalHost(address: string): boolean {
-    return this.sides.isBackendHost(address) || this.sides.isInternalAddress(address)
+    return this.sides.isBackendHost(address) || this.sides.isInternalAddress(address) || this.sides.internalHosts.includes(address)
   }
 
   /** `<sip:edge;ct=TOKEN>` plus the original header parameters (expires, +sip.instance ...). */
@@ -593,7 +632,7 @@ export class Proxy {
     } else if (route.contact) {
       target = route.contact
     } else {
-      const d = this.dialogs.get(msg.callId)
+      const d = this.dialogs.get(this.tokens.unmaskCallId(msg.callId) ?? msg.callId)
       if (!d) return
       const fromInternal = this.sides.twoSided ? side === 'internal' : isFrom(inb.source, d.internal, d.external)
       target = fromInternal ? d.external : d.internal
@@ -602,15 +641,14 @@ export class Proxy {
     const listener = this.sides.listenerFor(outSide, target.proto)
     if (!listener) return
     const ed = msg.edit()
+    const callId = this.crossCallId(msg, outSide, t?.outbound ?? false)
+    if (callId !== undefined) ed.setHeader(H.CallId, callId)
     if (route.newRuri !== undefined) ed.setRequestUri(route.newRuri)
     for (const r of route.popped) ed.removeElement(r)
     const mf = msg.maxForwards
     ed.setMaxForwards(mf === undefined ? 69 : Math.min(mf, 256) - 1)
-    if (outSide === 'public') {
-      // Stateless: the internal Vias need not come back (an ACK has no response), so drop them all.
-      ed.removeHeaders(H.Via)
-      if (msg.has(H.Contact) && msg.contacts[0]) ed.setHeader(H.Contact, this.contactAlias(msg.contacts[0], inb.source, listener))
-    }
+    // Stateless: the internal Vias need not come back (an ACK has no response), so they just go.
+    if (outSide === 'public' && side === 'internal') this.hideOutgoing(msg, ed, inb.source, listener, target)
     // Stateless branch: derived from the incoming one so retransmitted ACKs keep the same branch (§16.11).
     const branch = 'z9hG4bKs' + fnv1a(msg.topViaBranch ?? msg.callId).toString(36)
     ed.prependHeader('Via', `SIP/2.0/${listener.spec.proto === 'tcp' ? 'TCP' : 'UDP'} ${listener.hostport};branch=${branch}`)
@@ -686,7 +724,7 @@ export class Proxy {
         ct.state = enumState.accepted
         ct.out = undefined
         this.wheel.arm(ct, TIMER_B) // keep the branch for 2xx retransmissions, then forget it
-        if (st) this.callEstablished(st, ct, msg)
+        if (st) this.callEstablished(st, ct)
       } else {
         this.completeClient(ct)
       }
@@ -727,6 +765,11 @@ export class Proxy {
     ed.removeTopVia()
     if (st.hiddenVias) ed.prependHeader('Via', st.hiddenVias)
     const toPublic = st.side === 'public'
+    if (st.maskedCallId) ed.setHeader(H.CallId, this.tokens.maskCallId(msg.callId))
+    else if (!toPublic && msg.callId.startsWith(MASK_PREFIX)) {
+      const original = this.tokens.unmaskCallId(msg.callId)
+      if (original !== undefined) ed.setHeader(H.CallId, original)
+    }
     if (toPublic && ct.target && this.isInternalPeer(ct)) {
       if (msg.has(H.Contact) && !msg.contactStar && msg.contacts[0]) {
         ed.setHeader(H.Contact, this.contactAlias(msg.contacts[0], ct.target, st.listener))
@@ -775,11 +818,11 @@ export class Proxy {
     ed.replaceRange(last.end, last.end, ', ' + recordRoute(inner, sk))
   }
 
-  private callEstablished(st: ServerTx, ct: ClientTx, msg: SipMessage): void {
+  private callEstablished(st: ServerTx, ct: ClientTx): void {
     if (st.method !== 'INVITE' || !st.request || st.request.toTag !== undefined) return
     const inbound = st.side === 'public'
     const dialog: Dialog = {
-      callId: msg.callId,
+      callId: st.request.callId,
       internal: inbound ? ct.target : st.source,
       external: inbound ? st.source : ct.target,
       backend: ct.backend,
@@ -964,10 +1007,12 @@ interface RouteState {
   contact: Peer | undefined
   /** First Route entry that is not ours, if any. */
   nextRoute?: NameAddr | undefined
+  /** Call-ID to put in the forwarded request (masked going out, restored coming in). */
+  callId: string | undefined
 }
 
 const EMPTY: NameAddr[] = []
-const NO_ROUTE: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined }
+const NO_ROUTE: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined }
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY, SUBSCRIBE, MESSAGE, PRACK, REGISTER'
 
 function isDialogCreating(method: string): boolean {

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomFillSync } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto'
 import { isIP } from 'node:net'
 import type { Peer } from '../transport/types.js'
 
@@ -17,6 +17,8 @@ export interface RouteToken {
   internal: Peer
   external: Peer
   issuedAt: number
+  /** The dialog was created from inside (a backend called out): its Call-ID is masked toward the public side. */
+  outbound: boolean
 }
 
 /** A backend Contact hidden behind the edge: the original URI and the flow that reaches it. */
@@ -28,6 +30,10 @@ export interface ContactToken {
 
 const KIND_ROUTE = 1
 const KIND_CONTACT = 2
+const KIND_ROUTE_OUT = 3
+/** Masked Call-IDs start with this, so the edge knows which ones to restore on the way in. */
+export const MASK_PREFIX = 'se1.'
+
 const NONCE_LEN = 12
 const TAG_LEN = 12
 
@@ -45,9 +51,9 @@ export class TokenCodec {
     this.key = Buffer.from(hkdfSync('sha256', secret, 'sipedge', 'sipedge token v1', 32))
   }
 
-  sealRoute(internal: Peer, external: Peer): string {
+  sealRoute(internal: Peer, external: Peer, outbound = false): string {
     let n = 0
-    n = this.scratch.writeUInt8(KIND_ROUTE, n)
+    n = this.scratch.writeUInt8(outbound ? KIND_ROUTE_OUT : KIND_ROUTE, n)
     n = this.scratch.writeUInt32BE(nowS(), n)
     n = writePeer(this.scratch, n, internal)
     n = writePeer(this.scratch, n, external)
@@ -66,14 +72,14 @@ export class TokenCodec {
   /** Returns the token, 'forged' when it fails authentication or is malformed, 'stale' when too old. */
   openRoute(token: string): RouteToken | 'forged' | 'stale' {
     const plain = this.open(token)
-    if (!plain || plain[0] !== KIND_ROUTE) return 'forged'
+    if (!plain || (plain[0] !== KIND_ROUTE && plain[0] !== KIND_ROUTE_OUT)) return 'forged'
     const issuedAt = plain.readUInt32BE(1)
     const internal = readPeer(plain, 5)
     if (!internal) return 'forged'
     const external = readPeer(plain, internal.next)
     if (!external) return 'forged'
     if (nowS() - issuedAt > this.maxAgeS) return 'stale'
-    return { internal: internal.peer, external: external.peer, issuedAt }
+    return { internal: internal.peer, external: external.peer, issuedAt, outbound: plain[0] === KIND_ROUTE_OUT }
   }
 
   openContact(token: string): ContactToken | 'forged' | 'stale' {
@@ -84,6 +90,28 @@ export class TokenCodec {
     if (!peer) return 'forged'
     if (nowS() - issuedAt > this.maxAgeS) return 'stale'
     return { uri: plain.toString('utf8', peer.next), peer: peer.peer, issuedAt }
+  }
+
+  /**
+   * Call-ID masking (Kamailio topoh `mask_callid`): deterministic, so every message of a dialog carries the
+   * same masked value, and reversible only with the secret. SIV-like: the CTR IV is an HMAC of the Call-ID,
+   * checked again on unmasking, so a made-up value does not unmask.
+   */
+  maskCallId(callId: string): string {
+    const iv = createHmac('sha256', this.key).update(callId).digest().subarray(0, 16)
+    const c = createCipheriv('aes-256-ctr', this.key, iv)
+    return MASK_PREFIX + Buffer.concat([iv, c.update(callId, 'utf8'), c.final()]).toString('base64url')
+  }
+
+  unmaskCallId(masked: string): string | undefined {
+    if (!masked.startsWith(MASK_PREFIX)) return undefined
+    const raw = Buffer.from(masked.slice(MASK_PREFIX.length), 'base64url')
+    if (raw.length < 17) return undefined
+    const iv = raw.subarray(0, 16)
+    const d = createDecipheriv('aes-256-ctr', this.key, iv)
+    const callId = Buffer.concat([d.update(raw.subarray(16)), d.final()]).toString('utf8')
+    const check = createHmac('sha256', this.key).update(callId).digest().subarray(0, 16)
+    return timingSafeEqual(iv, check) ? callId : undefined
   }
 
   private seal(plainLen: number): string {

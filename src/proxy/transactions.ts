@@ -49,6 +49,8 @@ export class ServerTx implements WheelTimer {
   bestStatus = 0
   bestResponse: SipMessage | undefined
   cancelled = false
+  /** The request came in from the public side with a masked Call-ID, restored inside: re-mask its responses. */
+  maskedCallId = false
   /** Original Vias removed when the request left toward the public side (restored on responses). */
   hiddenVias: string | undefined
   /** Backend set to dispatch to (for failover), when the request is a new call. */

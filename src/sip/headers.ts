@@ -36,8 +36,16 @@ const BY_LOWER_NAME = new Map<string, number>()
 for (let id = 1; id < CANONICAL.length; id++) BY_LOWER_NAME.set(CANONICAL[id]!.toLowerCase(), id)
 for (const k of Object.keys(COMPACT)) BY_LOWER_NAME.set(k, COMPACT[k]!)
 
+// Exact spellings seen before (canonical names are pre-seeded): skips toLowerCase on the hot path.
+const BY_EXACT_NAME = new Map<string, number>()
+for (let id = 1; id < CANONICAL.length; id++) BY_EXACT_NAME.set(CANONICAL[id]!, id)
+
 export function headerIdOf(name: string): number {
-  return BY_LOWER_NAME.get(name.toLowerCase()) ?? H.Other
+  const exact = BY_EXACT_NAME.get(name)
+  if (exact !== undefined) return exact
+  const id = BY_LOWER_NAME.get(name.toLowerCase()) ?? H.Other
+  if (BY_EXACT_NAME.size < 1024) BY_EXACT_NAME.set(name, id) // bounded: names may come from callers
+  return id
 }
 
 export function canonicalHeaderName(id: number): string {

@@ -9,7 +9,7 @@ import { parseUri, type SipUri } from './parse_uri.js'
 import { parseSingleAddress, parseAddressList, type NameAddr } from './parse_address.js'
 import { parseViaAt, parseViaList, type Via } from './parse_via.js'
 import { parseCSeq, type CSeq } from './parse_cseq.js'
-import { findParam, paramEnd } from './parse_params.js'
+import { findParam, findTrailingParam, paramEnd } from './parse_params.js'
 import { MessageEditor } from './editor.js'
 
 /** Fields per header in the index: id, name start, name end, value start, value end, line end. */
@@ -227,16 +227,19 @@ export class SipMessage {
   get body(): Buffer { return this.buf.subarray(this.bodyStart, this.end) }
 
   // Cheap paths for the hot path: no objects, one string each.
-  private firstParam(id: number, lowerName: string): string | undefined {
+  private firstParam(id: number, lowerName: string, trailing: boolean): string | undefined {
     const i = this.indexOf(id)
     if (i < 0) return undefined
-    const vs = findParam(this.buf, this.idx[i * STRIDE + 3]!, this.idx[i * STRIDE + 4]!, lowerName)
+    const s = this.idx[i * STRIDE + 3]!, e = this.idx[i * STRIDE + 4]!
+    let vs = trailing ? findTrailingParam(this.buf, s, e, lowerName) : -1
+    if (vs < 0) vs = findParam(this.buf, s, e, lowerName)
     return vs < 0 ? undefined : latin1(this.buf, vs, paramEnd.value)
   }
   /** branch parameter of the top Via element. */
-  get topViaBranch(): string | undefined { return this.firstParam(H.Via, 'branch') }
-  get fromTag(): string | undefined { return this.firstParam(H.From, 'tag') }
-  get toTag(): string | undefined { return this.firstParam(H.To, 'tag') }
+  get topViaBranch(): string | undefined { return this.firstParam(H.Via, 'branch', false) }
+  /** tag of From / To without building a NameAddr (no validation of the rest of the value). */
+  get fromTag(): string | undefined { return this.firstParam(H.From, 'tag', true) }
+  get toTag(): string | undefined { return this.firstParam(H.To, 'tag', true) }
 
   edit(): MessageEditor { return new MessageEditor(this) }
 }

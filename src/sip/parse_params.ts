@@ -107,3 +107,23 @@ export function findParam(buf: Buffer, start: number, end: number, lowerName: st
   }
   return -1
 }
+
+/**
+ * Fast path for a parameter that ends the value (the usual place of From/To `;tag=`): scans
+ * backwards over the token, then matches `;name=` exactly (no LWS). Returns the value start
+ * (end in paramEnd.value) or -1 when the value does not end that way — callers then use findParam.
+ */
+export function findTrailingParam(buf: Buffer, start: number, end: number, lowerName: string): number {
+  let i = end
+  while (i > start && TOKEN[buf[i - 1]!] === 1) i--
+  const n = lowerName.length
+  if (i === end || i - start < n + 2 || buf[i - 1] !== EQ || buf[i - n - 2] !== SEMI) return -1
+  const ns = i - n - 1
+  for (let k = 0; k < n; k++) {
+    let b = buf[ns + k]!
+    if (b >= 0x41 && b <= 0x5a) b |= 0x20
+    if (b !== lowerName.charCodeAt(k)) return -1
+  }
+  paramEnd.value = end
+  return i
+}

@@ -1,0 +1,161 @@
+// Topology hiding and the two-way edge (issue 4): the public side sees one address, calls flow in both
+// directions, and the edge is no open relay. The edge has a public side (127.0.7.1) and an internal side
+// (127.0.7.9); backends live on 127.0.7.11-13, the caller and a carrier on the public side.
+import t from 'tap'
+import type { Edge } from '../../src/edge/edge.js'
+import { parseMessage } from '../../src/sip/index.js'
+import { startEdge } from '../helpers/edge.js'
+import { freePort } from '../helpers/net.js'
+import type { Teardownable } from '../helpers/proc.js'
+import { describe, runUac, sippAvailable, startUas, type SippUas } from '../helpers/sipp.js'
+import { rawUdp } from '../helpers/udp.js'
+
+if (!sippAvailable()) t.fail('sipp is not installed (apt-get install sip-tester)')
+
+const PUBLIC = '127.0.7.1'
+const INTERNAL = '127.0.7.9'
+const INTERNAL_ADDRESSES = ['127.0.7.9', '127.0.7.11', '127.0.7.12', '127.0.7.13']
+
+/** Every message the edge sends out of its public side, as bytes. */
+function capturePublic(edge: Edge): Buffer[] {
+  const sent: Buffer[] = []
+  const send = edge.transports.send.bind(edge.transports)
+  edge.transports.send = (buf, dest, via, connId) => {
+    if (!via || via.spec.side === 'public') sent.push(Buffer.from(buf))
+    send(buf, dest, via, connId)
+  }
+  return sent
+}
+
+/** Header lines (not bodies: SDP carries media addresses until an RTP relay rewrites them) naming an internal address. */
+function leaks(messages: Buffer[]): string[] {
+  const found: string[] = []
+  for (const buf of messages) {
+    const m = parseMessage(buf)
+    for (let i = 0; i < m.headerCount; i++) {
+      const v = m.headerValue(i)
+      if (INTERNAL_ADDRESSES.some((a) => v.includes(a))) found.push(`${m.isRequest ? m.method : m.status} ${m.headerName(i)}: ${v}`)
+    }
+    const startLine = buf.toString('latin1', 0, buf.indexOf('\r\n'))
+    if (INTERNAL_ADDRESSES.some((a) => startLine.includes(a))) found.push(startLine)
+  }
+  return found
+}
+
+async function twoSidedEdge(t: Teardownable, backends: SippUas[], extra: Record<string, unknown> = {}) {
+  const port = await freePort(PUBLIC)
+  const e = await startEdge(
+    t,
+    PUBLIC,
+    {
+      listen: [`udp:${PUBLIC}:${port}`],
+      internalListen: [`udp:${INTERNAL}:${port}`],
+      backends: backends.map((b) => `sip:${b.id}`),
+      maskCallId: true,
+      ...extra,
+    },
+    port,
+  )
+  return { ...e, internalTarget: `${INTERNAL}:${port}`, captured: capturePublic(e.edge) }
+}
+
+const INBOUND = [
+  { name: 'inbound call', uac: 'uac', uas: 'uas' },
+  { name: 're-INVITE from the caller', uac: 'uac_reinvite', uas: 'uas_reinvite' },
+  { name: 're-INVITE from the callee', uac: 'uac_reinvite_callee', uas: 'uas_reinvite_callee', uasDurationMs: 100 },
+  { name: 'CANCEL', uac: 'uac_cancel', uas: 'uas_cancel' },
+  { name: 'BYE from the caller', uac: 'uac', uas: 'uas' },
+  { name: 'BYE from the callee', uac: 'uac_callee_bye', uas: 'uas_bye', uasDurationMs: 100 },
+  { name: 'REFER/NOTIFY', uac: 'uac_refer', uas: 'uas_refer' },
+  { name: 'OPTIONS to a backend', uac: 'uac_options', uas: 'uas_options' },
+  { name: 'busy', uac: 'uac_486', uas: 'uas_486' },
+] as const
+
+t.test('no internal address leaves on the public side, whatever the call flow', async (t) => {
+  const all: Buffer[] = []
+  for (const flow of INBOUND) {
+    await t.test(flow.name, async (t) => {
+      const opts = 'uasDurationMs' in flow ? { durationMs: flow.uasDurationMs } : {}
+      const b1 = await startUas({ scenario: flow.uas, ip: '127.0.7.11', t, ...opts })
+      const b2 = await startUas({ scenario: flow.uas, ip: '127.0.7.12', t, ...opts })
+      const { target, captured } = await twoSidedEdge(t, [b1, b2])
+      const uac = await runUac({ scenario: flow.uac, target, localIp: '127.0.7.30', calls: 4, rate: 20, t })
+      t.equal(uac.failed, 0, describe(uac))
+      t.equal(uac.successful, 4, 'the backends got everything they needed to answer and hang up')
+      t.ok(captured.length >= 4, `${captured.length} messages sent on the public side`)
+      t.same(leaks(captured), [], 'no header names an internal address')
+      all.push(...captured)
+    })
+  }
+  await t.test('failover (a backend answering 503)', async (t) => {
+    const bad = await startUas({ scenario: 'uas_503', ip: '127.0.7.11', t })
+    const good = await startUas({ scenario: 'uas', ip: '127.0.7.12', t })
+    const { target, captured } = await twoSidedEdge(t, [bad, good])
+    const uac = await runUac({ scenario: 'uac', target, localIp: '127.0.7.30', calls: 4, rate: 20, t })
+    t.equal(uac.failed, 0, describe(uac))
+    t.same(leaks(captured), [])
+    all.push(...captured)
+  })
+  await t.test('outbound call: a backend calls a carrier through the internal side', async (t) => {
+    const carrier = await startUas({ scenario: 'uas', ip: '127.0.7.50', t })
+    const b1 = await startUas({ scenario: 'uas', ip: '127.0.7.11', t })
+    const e = await twoSidedEdge(t, [b1], { trunk: `sip:${carrier.id}` })
+    // The "Asterisk" on 127.0.7.13 dials out via the edge's internal address; From/Call-ID/Via/Contact name it.
+    const uac = await runUac({ scenario: 'uac', target: e.internalTarget, localIp: '127.0.7.13', calls: 4, rate: 20, t })
+    t.equal(uac.failed, 0, describe(uac))
+    t.equal((await carrier.stop()).successful, 4, 'the carrier answered and hung up every call')
+    t.same(leaks(e.captured), [], 'Via, Contact, From and Call-ID of the backend are hidden')
+    const invite = e.captured.map((b) => parseMessage(b)).find((m) => m.method === 'INVITE')!
+    t.equal(invite.vias.length, 1, 'the carrier sees only the edge Via')
+    t.ok(invite.callId.startsWith('se1.'), 'Call-ID masked')
+    all.push(...e.captured)
+  })
+  t.ok(all.length > 100, `${all.length} public-side messages checked in all`)
+})
+
+t.test('no open relay', async (t) => {
+  const backend = await rawUdp(t, '127.0.7.11')
+  const port = await freePort(PUBLIC)
+  const { edge } = await startEdge(
+    t,
+    PUBLIC,
+    { listen: [`udp:${PUBLIC}:${port}`], internalListen: [`udp:${INTERNAL}:${port}`], backends: [`sip:${backend.address}:${backend.port}`] },
+    port,
+  )
+  const outsider = await rawUdp(t, '127.0.7.31')
+  let n = 0
+  const invite = (ruri: string, extra: string[] = []): string =>
+    [
+      `INVITE ${ruri} SIP/2.0`,
+      `Via: SIP/2.0/UDP ${outsider.address}:${outsider.port};branch=z9hG4bKrelay${++n};rport`,
+      'Max-Forwards: 70',
+      `From: <sip:mallory@${outsider.address}>;tag=m${n}`,
+      `To: <${ruri}>`,
+      `Call-ID: relay-${n}`,
+      'CSeq: 1 INVITE',
+      ...extra,
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n')
+  const cases: Array<[string, string, string[]]> = [
+    ['a foreign domain', 'sip:bob@example.com', []],
+    ['a foreign IP', 'sip:bob@192.0.2.10:5060', []],
+    ['a backend addressed directly', `sip:bob@127.0.7.11:${backend.port}`, []],
+    ['a Route to a foreign host', `sip:bob@${PUBLIC}:${port}`, ['Route: <sip:192.0.2.10;lr>']],
+    ['a forged Record-Route token', `sip:bob@${PUBLIC}:${port}`, [`Route: <sip:${PUBLIC}:${port};lr;sk=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA>`]],
+  ]
+  for (const [name, ruri, extra] of cases) {
+    outsider.send(invite(ruri, extra), PUBLIC, port)
+    const r = await outsider.next((m) => m.callId === `relay-${n}` && m.status >= 200)
+    t.equal(r.status, 403, `${name}: 403`)
+  }
+  // An outsider spoofing a backend's address on the public side is still the public side.
+  const spoof = await rawUdp(t, '127.0.7.12')
+  spoof.send(invite('sip:bob@192.0.2.10:5060').replace(/127\.0\.7\.31/g, '127.0.7.12').replace(`:${outsider.port}`, `:${spoof.port}`), PUBLIC, port)
+  const r = await spoof.next((m) => m.status >= 200)
+  t.equal(r.status, 403, 'spoofed internal source on the public side: 403')
+  await new Promise((res) => setTimeout(res, 100))
+  t.equal(backend.received.length, 0, 'nothing was forwarded')
+  t.ok(edge.stats.counters.relayRefused >= 6, 'refusals counted')
+})
