@@ -47,7 +47,7 @@ for (const transport of ['udp', 'tcp'] as const) {
       const results = await Promise.all(uases.map((u) => u.stop()))
       const served = results.map((r) => r.successful)
       t.same(served, [calls / 2, calls / 2], 'round-robin: half of the calls on each backend')
-      if (flow.uac === 'uac') t.same(uac.backends, [], 'the X-Backend header naming an internal address never reached the caller')
+      if (flow.uac === 'uac') t.ok(uac.backends.length === calls && uac.backends.every((b) => b === ''), 'the X-Backend header naming an internal address never reached the caller')
       t.equal(edge.proxy.dialogs.size, 0, 'every dialog ended')
     })
   }
