@@ -8,19 +8,25 @@ import { assertUdpFree, waitUdpBound } from './procstat.mjs'
  * @param {{ root: string, tmpDir: string, ip: string, port: number, backends: string[],
  *           workers?: number, secret?: string, hostForHeap?: boolean }} o
  */
+/** Extra node flags for the edge process, e.g. BENCH_SIPEDGE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+function nodeArgs() {
+  const extra = process.env.BENCH_SIPEDGE_NODE_ARGS
+  return extra ? extra.split(/\s+/).filter(Boolean) : []
+}
+
 export async function startSipedge(o) {
   const cli = join(o.root, 'dist/edge/cli.js')
   if (!existsSync(cli)) throw new Error(`sipedge not runnable: ${cli} missing (run npm run build)`)
   assertUdpFree(o.ip, o.port, 'sipedge not runnable')
   const args = ['--listen', `udp:${o.ip}:${o.port}`]
   for (const b of o.backends) args.push('--backend', `sip:${b}`)
-  args.push('--algorithm', 'round-robin', '--secret', o.secret ?? 'bench-secret', '--log-level', 'warn')
+  args.push('--algorithm', 'round-robin', '--secret', o.secret ?? 'bench-secret-0123456789', '--log-level', 'warn', '--shutdown-timeout-ms', '500')
   if (o.workers && o.workers > 1) args.push('--workers', String(o.workers))
   const logFile = join(o.tmpDir, 'sipedge.log')
   const host = join(o.root, 'bench/lib/edge-host.mjs')
   const entry = o.hostForHeap
     ? spawnTracked('sipedge', process.execPath, ['--expose-gc', host, cli, ...args], { logFile, ipc: true })
-    : spawnTracked('sipedge', process.execPath, [cli, ...args], { logFile })
+    : spawnTracked('sipedge', process.execPath, [...nodeArgs(), cli, ...args], { logFile })
   const up = await waitUdpBound(o.ip, o.port, 5000, () => entry.exited)
   if (!up) {
     await stopTracked(entry, 500)

@@ -97,7 +97,7 @@ export const DEFAULT_CONFIG: EdgeConfig = deepFreeze({
     tcpIdleTimeoutMs: 120000,
     maxDialogs: 100000,
     dialogTtlS: 43200,
-    maxTransactions: 50000,
+    maxTransactions: 200000,
   },
   shutdownTimeoutMs: 30000,
 }) as EdgeConfig

@@ -24,7 +24,7 @@ import { TimerWheel } from './timer_wheel.js'
 import { RateLimiter, SourceFilter } from './guard.js'
 import { LogOnce } from '../edge/logger.js'
 import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
-import { ClientTx, ServerTx, T1, T2, T4, TIMER_B, TIMER_C, enumState, serverKey } from './transactions.js'
+import { ClientTx, ServerTx, T1, T2, T4, TIMER_B, TIMER_C, WAIT, enumState, serverKey } from './transactions.js'
 
 /** Counters the edge exposes as metrics; every method is called on the hot path, so keep them cheap. */
 export interface ProxyObserver {
@@ -690,7 +690,11 @@ export class Proxy {
     const method = msg.cseq.method
     if (method === 'CANCEL') return // the CANCEL's own answer ends at the edge
     const ct = via.branch ? this.clients.get(via.branch) : undefined
-    if (!ct || ct.method !== method) return
+    if (!ct || ct.method !== method) {
+      // A 2xx retransmission after the branch was forgotten: pass it on statelessly by the next Via (§16.7).
+      if (!ct && status >= 200 && status < 300 && method === 'INVITE') this.forwardStateless(inb, msg)
+      return
+    }
     const st = ct.server
 
     if (ct.state >= enumState.completed) {
@@ -723,7 +727,7 @@ export class Proxy {
       if (ct.isInvite) {
         ct.state = enumState.accepted
         ct.out = undefined
-        this.wheel.arm(ct, TIMER_B) // keep the branch for 2xx retransmissions, then forget it
+        this.wheel.arm(ct, WAIT) // keep the branch for 2xx retransmissions, then forget it
         if (st) this.callEstablished(st, ct)
       } else {
         this.completeClient(ct)
@@ -747,6 +751,18 @@ export class Proxy {
       return this.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
     }
     this.relayResponse(st, ct, msg)
+  }
+
+  private forwardStateless(inb: Inbound, msg: SipMessage): void {
+    const vias = msg.vias
+    const next = vias[1]
+    if (!next) return
+    const address = bareHost(next.received ?? next.host)
+    const port = typeof next.rport === 'number' ? next.rport : (next.port ?? 5060)
+    const proto = next.transport === 'TCP' ? 'tcp' : 'udp'
+    const listener = this.sides.listenerFor(this.sides.twoSided ? 'public' : inb.listener.spec.side, proto)
+    if (!listener) return
+    this.transports.send(msg.edit().removeTopVia().toBuffer(), { proto, address, port }, listener)
   }
 
   private rememberBest(st: ServerTx, msg: SipMessage): void {
@@ -884,7 +900,7 @@ export class Proxy {
       st.state = enumState.accepted
       st.request = undefined
       st.lastResponse = undefined
-      this.wheel.arm(st, TIMER_B)
+      this.wheel.arm(st, WAIT)
     } else if (st.isInvite) {
       st.state = enumState.completed
       st.request = undefined
@@ -894,7 +910,7 @@ export class Proxy {
     } else {
       st.state = enumState.completed
       st.request = undefined
-      this.wheel.arm(st, st.reliable ? 0 : TIMER_B) // timer J
+      this.wheel.arm(st, st.reliable ? 0 : WAIT) // timer J
     }
     if (st.client && st.client.state < enumState.completed && status >= 300) this.completeClient(st.client)
   }
@@ -971,7 +987,7 @@ export class Proxy {
     ct.out = undefined
     ct.retransAt = 0
     // Timer D / K: keep absorbing response retransmissions for a while over UDP.
-    this.wheel.arm(ct, ct.reliable ? 0 : ct.isInvite ? TIMER_B : T4)
+    this.wheel.arm(ct, ct.reliable ? 0 : WAIT)
   }
 
   // ---------------------------------------------------------------- replies

@@ -8,6 +8,12 @@ export const T1 = 500
 export const T2 = 4000
 export const T4 = 5000
 export const TIMER_B = 64 * T1
+/**
+ * How long a finished transaction is kept to absorb retransmissions (timers D/J/K/L/M), as Kamailio's
+ * `wt_timer` does, rather than RFC 3261's 64*T1: 32 s of finished transactions at thousands of calls per
+ * second is memory spent on a case (a retransmission 5+ s late) that UDP loss almost never produces.
+ */
+export const WAIT = 5000
 /** Timer C: how long an INVITE may stay in proceeding before the proxy gives up (RFC: > 3 min). */
 export const TIMER_C = 181_000
 

@@ -12,8 +12,12 @@ import { parseCSeq, type CSeq } from './parse_cseq.js'
 import { findParam, findTrailingParam, paramEnd } from './parse_params.js'
 import { MessageEditor } from './editor.js'
 
-/** Fields per header in the index: id, name start, name end, value start, value end, line end. */
-export const STRIDE = 6
+/**
+ * Fields per header in the index: id + name length * 64, name (= line) start, value start, value end.
+ * A line ends where the next one starts (or at the empty line), so that needs no field.
+ */
+export const STRIDE = 4
+export const ID_BITS = 64
 export const MAX_VIAS = 64
 export const MAX_ADDRESSES = 64
 
@@ -94,14 +98,17 @@ export class SipMessage {
     return (this.cUri ??= parseUri(utf8(this.buf, this.startLinePartStart, this.startLinePartEnd)))
   }
 
-  headerId(i: number): number { return this.idx[i * STRIDE]! }
+  headerId(i: number): number { return this.idx[i * STRIDE]! & 63 }
   /** The name as written (compact or long form). */
-  headerName(i: number): string { return latin1(this.buf, this.idx[i * STRIDE + 1]!, this.idx[i * STRIDE + 2]!) }
-  headerValue(i: number): string { return unfold(this.buf, this.idx[i * STRIDE + 3]!, this.idx[i * STRIDE + 4]!) }
-  headerValueStart(i: number): number { return this.idx[i * STRIDE + 3]! }
-  headerValueEnd(i: number): number { return this.idx[i * STRIDE + 4]! }
+  headerName(i: number): string {
+    const s = this.idx[i * STRIDE + 1]!
+    return latin1(this.buf, s, s + Math.floor(this.idx[i * STRIDE]! / ID_BITS))
+  }
+  headerValue(i: number): string { return unfold(this.buf, this.idx[i * STRIDE + 2]!, this.idx[i * STRIDE + 3]!) }
+  headerValueStart(i: number): number { return this.idx[i * STRIDE + 2]! }
+  headerValueEnd(i: number): number { return this.idx[i * STRIDE + 3]! }
   headerLineStart(i: number): number { return this.idx[i * STRIDE + 1]! }
-  headerLineEnd(i: number): number { return this.idx[i * STRIDE + 5]! }
+  headerLineEnd(i: number): number { return i + 1 < this.headerCount ? this.idx[(i + 1) * STRIDE + 1]! : this.headersEnd }
 
   /** Index of the first header matching `nameOrId` at or after `from`, -1 when none. */
   indexOf(nameOrId: string | number, from = 0): number {
@@ -109,13 +116,15 @@ export class SipMessage {
     if (from === 0 && id > 0 && id < this.first.length) return this.first[id]!
     const idx = this.idx
     if (id !== H.Other) {
-      for (let i = from; i < this.headerCount; i++) if (idx[i * STRIDE] === id) return i
+      for (let i = from; i < this.headerCount; i++) if ((idx[i * STRIDE]! & 63) === id) return i
       return -1
     }
     if (typeof nameOrId !== 'string') return -1
     const lower = nameOrId.toLowerCase()
     for (let i = from; i < this.headerCount; i++) {
-      if (idx[i * STRIDE] === H.Other && matchLower(this.buf, idx[i * STRIDE + 1]!, idx[i * STRIDE + 2]!, lower)) return i
+      const w = idx[i * STRIDE]!
+      const ns = idx[i * STRIDE + 1]!
+      if ((w & 63) === H.Other && matchLower(this.buf, ns, ns + Math.floor(w / ID_BITS), lower)) return i
     }
     return -1
   }
@@ -132,14 +141,14 @@ export class SipMessage {
   has(id: number): boolean {
     if (id > 0 && id < this.first.length) return this.first[id]! >= 0
     const idx = this.idx
-    for (let i = 0; i < this.headerCount; i++) if (idx[i * STRIDE] === id) return true
+    for (let i = 0; i < this.headerCount; i++) if ((idx[i * STRIDE]! & 63) === id) return true
     return false
   }
   /** Number of header lines with this id. */
   count(id: number): number {
     let n = 0
     const idx = this.idx
-    for (let i = 0; i < this.headerCount; i++) if (idx[i * STRIDE] === id) n++
+    for (let i = 0; i < this.headerCount; i++) if ((idx[i * STRIDE]! & 63) === id) n++
     return n
   }
 
@@ -152,7 +161,7 @@ export class SipMessage {
   get callId(): string {
     if (this.cCallId !== undefined) return this.cCallId
     const i = this.required(H.CallId)
-    const s = this.idx[i * STRIDE + 3]!, e = this.idx[i * STRIDE + 4]!
+    const s = this.idx[i * STRIDE + 2]!, e = this.idx[i * STRIDE + 3]!
     if (e === s) throw new SipParseError('empty Call-ID', 400)
     for (let k = s; k < e; k++) {
       const c = this.buf[k]!
@@ -163,38 +172,38 @@ export class SipMessage {
   get cseq(): CSeq {
     if (this.cCSeq !== undefined) return this.cCSeq
     const i = this.required(H.CSeq)
-    return (this.cCSeq = parseCSeq(this.buf, this.idx[i * STRIDE + 3]!, this.idx[i * STRIDE + 4]!))
+    return (this.cCSeq = parseCSeq(this.buf, this.idx[i * STRIDE + 2]!, this.idx[i * STRIDE + 3]!))
   }
   get from(): NameAddr {
     if (this.cFrom !== undefined) return this.cFrom
     const i = this.required(H.From)
-    return (this.cFrom = parseSingleAddress(this.buf, this.idx[i * STRIDE + 3]!, this.idx[i * STRIDE + 4]!))
+    return (this.cFrom = parseSingleAddress(this.buf, this.idx[i * STRIDE + 2]!, this.idx[i * STRIDE + 3]!))
   }
   get to(): NameAddr {
     if (this.cTo !== undefined) return this.cTo
     const i = this.required(H.To)
-    return (this.cTo = parseSingleAddress(this.buf, this.idx[i * STRIDE + 3]!, this.idx[i * STRIDE + 4]!))
+    return (this.cTo = parseSingleAddress(this.buf, this.idx[i * STRIDE + 2]!, this.idx[i * STRIDE + 3]!))
   }
   /** Top Via element only (cheaper than `vias` when the rest is not needed). */
   get via(): Via {
     if (this.cVias !== undefined && this.cVias.length > 0) return this.cVias[0]!
     if (this.cTopVia !== undefined) return this.cTopVia
     const i = this.required(H.Via)
-    return (this.cTopVia = parseViaAt(this.buf, this.idx[i * STRIDE + 3]!, this.idx[i * STRIDE + 4]!, i))
+    return (this.cTopVia = parseViaAt(this.buf, this.idx[i * STRIDE + 2]!, this.idx[i * STRIDE + 3]!, i))
   }
   get vias(): Via[] {
     if (this.cVias !== undefined) return this.cVias
     const out: Via[] = []
     const idx = this.idx
     for (let i = 0; i < this.headerCount; i++) {
-      if (idx[i * STRIDE] === H.Via) parseViaList(this.buf, idx[i * STRIDE + 3]!, idx[i * STRIDE + 4]!, i, out, MAX_VIAS)
+      if ((idx[i * STRIDE]! & 63) === H.Via) parseViaList(this.buf, idx[i * STRIDE + 2]!, idx[i * STRIDE + 3]!, i, out, MAX_VIAS)
     }
     return (this.cVias = out)
   }
   get maxForwards(): number | undefined {
     const i = this.indexOf(H.MaxForwards)
     if (i < 0) return undefined
-    const n = parseUint(this.buf, this.idx[i * STRIDE + 3]!, this.idx[i * STRIDE + 4]!, 255)
+    const n = parseUint(this.buf, this.idx[i * STRIDE + 2]!, this.idx[i * STRIDE + 3]!, 255)
     if (n < 0) throw new SipParseError('bad Max-Forwards', 400)
     return n
   }
@@ -202,7 +211,7 @@ export class SipMessage {
     const out: NameAddr[] = []
     const idx = this.idx
     for (let i = 0; i < this.headerCount; i++) {
-      if (idx[i * STRIDE] === id) parseAddressList(this.buf, idx[i * STRIDE + 3]!, idx[i * STRIDE + 4]!, out, MAX_ADDRESSES)
+      if ((idx[i * STRIDE]! & 63) === id) parseAddressList(this.buf, idx[i * STRIDE + 2]!, idx[i * STRIDE + 3]!, out, MAX_ADDRESSES)
     }
     return out
   }
@@ -216,8 +225,8 @@ export class SipMessage {
   get contactStar(): boolean {
     const i = this.indexOf(H.Contact)
     if (i < 0) return false
-    const s = skipLws(this.buf, this.idx[i * STRIDE + 3]!, this.idx[i * STRIDE + 4]!)
-    const e = trimLwsEnd(this.buf, s, this.idx[i * STRIDE + 4]!)
+    const s = skipLws(this.buf, this.idx[i * STRIDE + 2]!, this.idx[i * STRIDE + 3]!)
+    const e = trimLwsEnd(this.buf, s, this.idx[i * STRIDE + 3]!)
     return e - s === 1 && this.buf[s] === 0x2a
   }
   get contentLength(): number | undefined {
@@ -230,7 +239,7 @@ export class SipMessage {
   private firstParam(id: number, lowerName: string, trailing: boolean): string | undefined {
     const i = this.indexOf(id)
     if (i < 0) return undefined
-    const s = this.idx[i * STRIDE + 3]!, e = this.idx[i * STRIDE + 4]!
+    const s = this.idx[i * STRIDE + 2]!, e = this.idx[i * STRIDE + 3]!
     let vs = trailing ? findTrailingParam(this.buf, s, e, lowerName) : -1
     if (vs < 0) vs = findParam(this.buf, s, e, lowerName)
     return vs < 0 ? undefined : latin1(this.buf, vs, paramEnd.value)

@@ -7,7 +7,7 @@ import { SipParseError } from './errors.js'
 import { H, classifyHeaderName } from './headers.js'
 import { TOKEN, SP, HT, CR, LF, COLON, parseUint } from './bytes.js'
 import { methodAt } from './methods.js'
-import { SipMessage, STRIDE } from './message.js'
+import { SipMessage, STRIDE, ID_BITS } from './message.js'
 
 export const MAX_HEADERS = 256
 /** Content-Length above this is rejected outright (no SIP message is that large). */
@@ -111,12 +111,21 @@ export function parseMessage(buf: Buffer, offset = 0, length?: number): SipMessa
     }
     if (c === LF) { headersEnd = p; bodyStart = p + 1; break }
     const nameStart = p
-    while (p < limit && TOKEN[buf[p]!] === 1) p++
-    const nameEnd = p
+    // memchr for the colon; the name bytes are then either matched exactly by classifyHeaderName
+    // (known names) or checked against the token table (other names).
+    const colon = buf.indexOf(COLON, p)
+    if (colon < 0 || colon >= limit) throw new SipParseError('header line without colon', 400)
+    let nameEnd = colon
+    while (nameEnd > nameStart && (buf[nameEnd - 1] === SP || buf[nameEnd - 1] === HT)) nameEnd--
     if (nameEnd === nameStart) throw new SipParseError('bad header name', 400)
-    while (p < limit && (buf[p] === SP || buf[p] === HT)) p++
-    if (p >= limit || buf[p] !== COLON) throw new SipParseError('header line without colon', 400)
-    p++
+    if (nameEnd - nameStart > 0xffff) throw new SipParseError('header name too long', 400)
+    const id = classifyHeaderName(buf, nameStart, nameEnd)
+    if (id === H.Other) {
+      for (let k = nameStart; k < nameEnd; k++) {
+        if (TOKEN[buf[k]!] !== 1) throw new SipParseError('bad header name', 400)
+      }
+    }
+    p = colon + 1
     // leading LWS, including a fold right after the colon
     for (;;) {
       while (p < limit && (buf[p] === SP || buf[p] === HT)) p++
@@ -137,14 +146,11 @@ export function parseMessage(buf: Buffer, offset = 0, length?: number): SipMessa
     let valueEnd = p
     while (valueEnd > valueStart && ((c = buf[valueEnd - 1]!) === CR || c === LF || c === SP || c === HT)) valueEnd--
     if (n >= MAX_HEADERS) throw new SipParseError('too many headers', 513)
-    const id = classifyHeaderName(buf, nameStart, nameEnd)
     const o = n * STRIDE
-    scratch[o] = id
+    scratch[o] = id + (nameEnd - nameStart) * ID_BITS
     scratch[o + 1] = nameStart
-    scratch[o + 2] = nameEnd
-    scratch[o + 3] = valueStart
-    scratch[o + 4] = valueEnd
-    scratch[o + 5] = p
+    scratch[o + 2] = valueStart
+    scratch[o + 3] = valueEnd
     n++
     if (id !== H.Other && id < FIRST_TRACKED && (firsts & (1 << id)) === 0) {
       firsts |= 1 << id
