@@ -442,7 +442,9 @@ export class Proxy {
     if (!backend && this.hooks.selectBackend) {
       backend = this.hooks.selectBackend(st.set, msg, this.dispatcher.backends(st.set), st.tried)
     }
-    backend ??= this.dispatcher.select(st.set, { callId: msg.callId, fromUser: fromUserOf(msg) }, st.tried)
+    // The From user is parsed only when the set's algorithm hashes on it.
+    const ctx = { callId: msg.callId, get fromUser(): string { return fromUserOf(msg) } }
+    backend ??= this.dispatcher.select(st.set, ctx, st.tried)
     if (!backend) return false
     st.tries++
     ;(st.tried ??= new Set()).add(backend)

@@ -37,8 +37,17 @@ export const MASK_PREFIX = 'se1.'
 const NONCE_LEN = 12
 const TAG_LEN = 12
 
+/**
+ * Tokens are cached both ways: a trunk or an Asterisk sends most calls from one address and one Contact, so
+ * the same token comes up again and again, and ACK/BYE/re-INVITE carry a token the edge opened before. A hit
+ * costs a Map lookup instead of an AES-GCM operation. issuedAt is kept in hours so cached tokens stay valid.
+ */
+const CACHE_MAX = 4096
+
 export class TokenCodec {
   private readonly key: Buffer
+  private readonly sealed = new Map<string, string>()
+  private readonly opened = new Map<string, RouteToken | ContactToken>()
   private readonly scratch = Buffer.allocUnsafe(1024)
   private readonly nonce = Buffer.allocUnsafe(NONCE_LEN)
 
@@ -52,25 +61,35 @@ export class TokenCodec {
   }
 
   sealRoute(internal: Peer, external: Peer, outbound = false): string {
+    const hour = nowHour()
+    const cacheKey = `r${outbound ? 1 : 0}${hour}${internal.proto}${internal.address}:${internal.port}|${external.proto}${external.address}:${external.port}`
+    const hit = this.sealed.get(cacheKey)
+    if (hit !== undefined) return hit
     let n = 0
     n = this.scratch.writeUInt8(outbound ? KIND_ROUTE_OUT : KIND_ROUTE, n)
-    n = this.scratch.writeUInt32BE(nowS(), n)
+    n = this.scratch.writeUInt32BE(hour, n)
     n = writePeer(this.scratch, n, internal)
     n = writePeer(this.scratch, n, external)
-    return this.seal(n)
+    return remember(this.sealed, cacheKey, this.seal(n))
   }
 
   sealContact(uri: string, peer: Peer): string {
+    const hour = nowHour()
+    const cacheKey = `c${hour}${peer.proto}${peer.address}:${peer.port}|${uri}`
+    const hit = this.sealed.get(cacheKey)
+    if (hit !== undefined) return hit
     let n = 0
     n = this.scratch.writeUInt8(KIND_CONTACT, n)
-    n = this.scratch.writeUInt32BE(nowS(), n)
+    n = this.scratch.writeUInt32BE(hour, n)
     n = writePeer(this.scratch, n, peer)
     n += this.scratch.write(uri, n, this.scratch.length - n, 'utf8')
-    return this.seal(n)
+    return remember(this.sealed, cacheKey, this.seal(n))
   }
 
   /** Returns the token, 'forged' when it fails authentication or is malformed, 'stale' when too old. */
   openRoute(token: string): RouteToken | 'forged' | 'stale' {
+    const hit = this.opened.get(token)
+    if (hit !== undefined && 'external' in hit) return nowS() - hit.issuedAt > this.maxAgeS ? 'stale' : hit
     const plain = this.open(token)
     if (!plain || (plain[0] !== KIND_ROUTE && plain[0] !== KIND_ROUTE_OUT)) return 'forged'
     const issuedAt = plain.readUInt32BE(1)
@@ -79,17 +98,23 @@ export class TokenCodec {
     const external = readPeer(plain, internal.next)
     if (!external) return 'forged'
     if (nowS() - issuedAt > this.maxAgeS) return 'stale'
-    return { internal: internal.peer, external: external.peer, issuedAt, outbound: plain[0] === KIND_ROUTE_OUT }
+    const route: RouteToken = { internal: internal.peer, external: external.peer, issuedAt, outbound: plain[0] === KIND_ROUTE_OUT }
+    remember(this.opened, token, route)
+    return route
   }
 
   openContact(token: string): ContactToken | 'forged' | 'stale' {
+    const hit = this.opened.get(token)
+    if (hit !== undefined && 'uri' in hit) return nowS() - hit.issuedAt > this.maxAgeS ? 'stale' : hit
     const plain = this.open(token)
     if (!plain || plain[0] !== KIND_CONTACT) return 'forged'
     const issuedAt = plain.readUInt32BE(1)
     const peer = readPeer(plain, 5)
     if (!peer) return 'forged'
     if (nowS() - issuedAt > this.maxAgeS) return 'stale'
-    return { uri: plain.toString('utf8', peer.next), peer: peer.peer, issuedAt }
+    const contact: ContactToken = { uri: plain.toString('utf8', peer.next), peer: peer.peer, issuedAt }
+    remember(this.opened, token, contact)
+    return contact
   }
 
   /**
@@ -142,6 +167,25 @@ export class TokenCodec {
 
 function nowS(): number {
   return Math.floor(Date.now() / 1000)
+}
+
+/** Now, rounded down to the hour (in seconds): the issue time written into tokens. */
+function nowHour(): number {
+  const s = nowS()
+  return s - (s % 3600)
+}
+
+/** Bounded cache insert: when full, the oldest entries (Map insertion order) go first. */
+function remember<V>(map: Map<string, V>, key: string, value: V): V {
+  if (map.size >= CACHE_MAX) {
+    let drop = CACHE_MAX >> 3
+    for (const k of map.keys()) {
+      map.delete(k)
+      if (--drop === 0) break
+    }
+  }
+  map.set(key, value)
+  return value
 }
 
 function writePeer(buf: Buffer, n: number, peer: Peer): number {
