@@ -24,7 +24,7 @@ import { TimerWheel } from './timer_wheel.js'
 import { RateLimiter, SourceFilter } from './guard.js'
 import { LogOnce } from '../edge/logger.js'
 import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
-import { ClientTx, ServerTx, T1, T2, T4, TIMER_B, TIMER_C, WAIT, enumState, serverKey } from './transactions.js'
+import { ClientTx, ServerTx, FR_TIMER, T1, T2, T4, TIMER_B, TIMER_C, WAIT, enumState, serverKey } from './transactions.js'
 
 /** Counters the edge exposes as metrics; every method is called on the hot path, so keep them cheap. */
 export interface ProxyObserver {
@@ -240,7 +240,7 @@ export class Proxy {
 
     const key = serverKey(msg, method)
     const existing = this.servers.get(key)
-    if (existing) return this.onRetransmission(existing)
+    if (existing) return this.onRetransmission(existing, inb)
 
     const mf = msg.maxForwards
     if (mf === 0) {
@@ -269,10 +269,11 @@ export class Proxy {
   }
 
   /** Retransmitted request: answer from the last response, or absorb it (the client is still waiting). */
-  private onRetransmission(st: ServerTx): void {
+  private onRetransmission(st: ServerTx, inb: Inbound): void {
     this.observer.retransmission()
     if (st.lastResponse && st.state !== enumState.accepted) {
-      this.transports.send(st.lastResponse, st.responseDest, st.listener, st.connId)
+      // Over TCP the copy may come on a new connection (the old one broke): answer on the one it came on.
+      this.transports.send(st.lastResponse, st.responseDest, st.listener, inb.connId ?? st.connId)
     }
   }
 
@@ -511,7 +512,7 @@ export class Proxy {
       ct.retransMs = T1
       ct.retransAt = now + T1
     }
-    ct.timeoutAt = now + (method === 'INVITE' && backend ? this.inviteTimeoutMs : TIMER_B)
+    ct.timeoutAt = now + (method === 'INVITE' ? (backend ? this.inviteTimeoutMs : TIMER_B) : FR_TIMER)
     this.armClient(ct, now)
     this.transports.send(out, target, listener)
     return true
