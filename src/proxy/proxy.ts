@@ -345,26 +345,42 @@ export class Proxy {
 
   // ------------------------------------------------------------ in-dialog requests
 
+  /**
+   * Where an in-dialog request goes: from our Record-Route token (either direction), from a Contact alias in
+   * the R-URI, or, for clients that ignore Record-Route, from the dialog table. Undefined when none knows.
+   */
+  private dialogHop(inb: Inbound, side: Side, route: RouteState): { target: Peer; outSide: Side } | undefined {
+    let flows: { internal: Peer; external: Peer } | undefined = route.token
+    if (!flows) {
+      if (route.contact) return { target: route.contact, outSide: 'internal' }
+      flows = this.dialogs.get(this.tokens.unmaskCallId(inb.msg.callId) ?? inb.msg.callId)
+      if (!flows) return undefined
+    }
+    const fromInternal = this.sides.twoSided ? side === 'internal' : isFrom(inb.source, flows.internal, flows.external)
+    return fromInternal ? { target: flows.external, outSide: 'public' } : { target: flows.internal, outSide: 'internal' }
+  }
+
+  /** The routing edits every forwarded request gets: R-URI, Call-ID across sides, our Routes off, Max-Forwards - 1. */
+  private applyRouting(msg: SipMessage, ed: MessageEditor, route: RouteState): void {
+    if (route.newRuri !== undefined) ed.setRequestUri(route.newRuri)
+    if (route.callId !== undefined) ed.setHeader(H.CallId, route.callId)
+    for (const r of route.popped) ed.removeElement(r)
+    const mf = msg.maxForwards
+    ed.setMaxForwards(mf === undefined ? 69 : Math.min(mf, 256) - 1)
+  }
+
   private forwardInDialog(inb: Inbound, side: Side, route: RouteState, key: string): void {
     const msg = inb.msg
     let target: Peer | undefined
     let outSide: Side
     const t = route.token
-    if (t) {
-      const fromInternal = this.sides.twoSided ? side === 'internal' : isFrom(inb.source, t.internal, t.external)
-      target = fromInternal ? t.external : t.internal
-      outSide = fromInternal ? 'public' : 'internal'
-    } else if (route.contact) {
-      target = route.contact
-      outSide = 'internal'
+    const hop = this.dialogHop(inb, side, route)
+    if (hop) {
+      target = hop.target
+      outSide = hop.outSide
     } else {
-      // No token: a client that ignores Record-Route, or a request addressed past us.
-      const d = this.dialogs.get(this.tokens.unmaskCallId(msg.callId) ?? msg.callId)
-      if (d) {
-        const fromInternal = this.sides.twoSided ? side === 'internal' : isFrom(inb.source, d.internal, d.external)
-        target = fromInternal ? d.external : d.internal
-        outSide = fromInternal ? 'public' : 'internal'
-      } else if (route.nextRoute || !this.sides.isOwn(msg.uri.host, msg.uri.port)) {
+      // No token and no dialog: a request addressed past us.
+      if (route.nextRoute || !this.sides.isOwn(msg.uri.host, msg.uri.port)) {
         if (side === 'public') {
           this.observer.refused('relay')
           return this.replyTo(inb, 403, 'Forbidden')
@@ -475,11 +491,7 @@ export class Proxy {
     }
     // A hook's editor can be used once; failover attempts after the first start from a fresh one.
     const ed = hookEdit && st.tries <= 1 ? hookEdit : msg.edit()
-    if (route.newRuri !== undefined) ed.setRequestUri(route.newRuri)
-    if (route.callId !== undefined) ed.setHeader(H.CallId, route.callId)
-    for (const r of route.popped) ed.removeElement(r)
-    const mf = msg.maxForwards
-    ed.setMaxForwards(mf === undefined ? 69 : Math.min(mf, 256) - 1)
+    this.applyRouting(msg, ed, route)
 
     const leavingInside = st.side === 'internal' && outSide === 'public'
     if (leavingInside) this.hideInternal(msg, ed, st, listener, target)
@@ -625,31 +637,14 @@ export class Proxy {
     // ACK for a 2xx: its own transaction, routed end to end like any in-dialog request, statelessly.
     const route = this.processRoutes(msg)
     if (typeof route === 'string') return
-    let target: Peer | undefined
-    let outSide: Side = 'internal'
-    const t = route.token
-    if (t) {
-      const fromInternal = this.sides.twoSided ? side === 'internal' : isFrom(inb.source, t.internal, t.external)
-      target = fromInternal ? t.external : t.internal
-      outSide = fromInternal ? 'public' : 'internal'
-    } else if (route.contact) {
-      target = route.contact
-    } else {
-      const d = this.dialogs.get(this.tokens.unmaskCallId(msg.callId) ?? msg.callId)
-      if (!d) return
-      const fromInternal = this.sides.twoSided ? side === 'internal' : isFrom(inb.source, d.internal, d.external)
-      target = fromInternal ? d.external : d.internal
-      outSide = fromInternal ? 'public' : 'internal'
-    }
+    const hop = this.dialogHop(inb, side, route)
+    if (!hop) return
+    const { target, outSide } = hop
     const listener = this.sides.listenerFor(outSide, target.proto)
     if (!listener) return
     const ed = msg.edit()
-    const callId = this.crossCallId(msg, outSide, t?.outbound ?? false)
-    if (callId !== undefined) ed.setHeader(H.CallId, callId)
-    if (route.newRuri !== undefined) ed.setRequestUri(route.newRuri)
-    for (const r of route.popped) ed.removeElement(r)
-    const mf = msg.maxForwards
-    ed.setMaxForwards(mf === undefined ? 69 : Math.min(mf, 256) - 1)
+    route.callId = this.crossCallId(msg, outSide, route.token?.outbound ?? false)
+    this.applyRouting(msg, ed, route)
     // Stateless: the internal Vias need not come back (an ACK has no response), so they just go.
     if (outSide === 'public' && side === 'internal') this.hideOutgoing(msg, ed, inb.source, listener, target)
     // Stateless branch: derived from the incoming one so retransmitted ACKs keep the same branch (§16.11).
