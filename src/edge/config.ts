@@ -196,12 +196,13 @@ export function parseCidr(s: string): { family: 4 | 6; address: string; bits: nu
 }
 
 function checkTrunk(s: string): string | undefined {
-  // sip:[user@]host[:port][;params] where host is an IP literal or a DNS name (resolved at start).
+  // sip:[user@]host[:port][;params] where host is an IP literal: the edge does no DNS for next hops.
   const m = /^sips?:(?:[^@;]+@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(?:;[^;]+)*$/.exec(s)
   const problem = `"${s}" is not a SIP URI (sip:[user@]host[:port][;params])`
   if (!m) return problem
   const host = m[1]!
   if (host.startsWith('[') && isIP(host.slice(1, -1)) !== 6) return problem
+  if (!host.startsWith('[') && isIP(host) !== 4) return `"${s}": the host must be an IP literal (the edge does not resolve names for next hops)`
   if (m[2] !== undefined && Number(m[2]) > 65535) return `"${s}": port must be 0..65535`
   return undefined
 }
@@ -417,7 +418,7 @@ export const FLAGS: readonly FlagSpec[] = [
   flag('rate-limit-rps', 'rateLimit.rps', 'requests per second per source, 0 = off', { arg: 'N' }),
   flag('rate-limit-burst', 'rateLimit.burst', 'token bucket size per source', { arg: 'N' }),
   flag('rate-limit-action', 'rateLimit.action', 'over the limit: reply (503) or drop', { arg: 'ACTION' }),
-  flag('mask-call-id', 'maskCallId', 'replace Call-IDs toward backends (topology hiding)'),
+  flag('mask-call-id', 'maskCallId', 'mask the Call-ID of calls placed by backends toward the public side (restored on the way back)'),
   flag('admin', 'admin', 'admin HTTP server host:port (metrics, health, backends)', { arg: 'ADDR' }),
   flag('admin-token', 'adminToken', 'bearer token for the admin API (prefer SIPEDGE_ADMIN_TOKEN)', { arg: 'TOKEN' }),
   flag('hep', 'hep.address', 'HEP3 collector udp:host:port (Homer, sngrep -L)', { arg: 'ADDR' }),

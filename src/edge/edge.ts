@@ -354,6 +354,8 @@ export async function createEdge(options: EdgeOptions = {}): Promise<Edge> {
   const { config, errors, warnings } = given ? { config: given, errors: [], warnings: [] } : validateConfig(raw, 'options')
   if (!config) throw new Error(`invalid sipedge options:\n  ${errors.join('\n  ')}`)
   if (!config.secret) config.secret = randomBytes(24).toString('base64url')
+  // A logger handed in sets the level too, unless the options name one (component loggers follow the config).
+  if (logger && raw.logLevel === undefined && !given) config.logLevel = logger.level as EdgeConfig['logLevel']
   const log = logger ?? createLogger(config)
   for (const w of warnings) log.warn(w)
   return new Edge(config, log, hooks)

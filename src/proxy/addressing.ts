@@ -68,6 +68,8 @@ export function inList(list: BlockList, address: string): boolean {
  */
 export class Sides {
   readonly twoSided: boolean
+  /** BlockList.check costs a microsecond; skip it when no trusted network is configured. */
+  private readonly hasInternalNets: boolean
   /** 'host:port' (lower-case host, brackets for IPv6) of every listener, for "is this URI us?" checks. */
   private readonly own = new Set<string>()
   private readonly domains = new Set<string>()
@@ -79,6 +81,7 @@ export class Sides {
     extraDomains: readonly string[] = [],
   ) {
     this.twoSided = listeners.some((l) => l.spec.side === 'internal') && listeners.some((l) => l.spec.side === 'public')
+    this.hasInternalNets = internalNets.rules.length > 0
     for (const l of listeners) this.own.add(l.hostport.toLowerCase())
     for (const d of extraDomains) this.domains.add(d.toLowerCase())
   }
@@ -99,7 +102,8 @@ export class Sides {
 
   sideOf(listener: Listener, source: Peer): Side {
     if (this.twoSided) return listener.spec.side
-    return this.backendHosts.has(source.address) || inList(this.internalNets, source.address) ? 'internal' : 'public'
+    if (this.backendHosts.has(source.address)) return 'internal'
+    return this.hasInternalNets && inList(this.internalNets, source.address) ? 'internal' : 'public'
   }
 
   /** True when host[:port] names this edge (any listener, or a configured domain). */

@@ -579,11 +579,10 @@ export class Proxy {
     }
     if (!hit) return
     for (let i = 0; i < msg.headerCount; i++) {
-      const id = msg.headerId(i)
-      if (id === H.Via || id === H.Contact || id === H.RecordRoute || id === H.Route || id === H.From || id === H.To) continue
+      if (KEPT_BY_SCRUB.has(msg.headerId(i))) continue
       const v = msg.headerValue(i)
       for (const h of hosts) {
-        if (v.includes(h)) {
+        if (containsAddress(v, h)) {
           ed.replaceRange(msg.headerLineStart(i), msg.headerLineEnd(i), '')
           break
         }
@@ -1049,6 +1048,32 @@ function fromUserOf(msg: SipMessage): string {
   } catch {
     return ''
   }
+}
+
+/**
+ * Headers the scrub never drops: the ones rewritten on purpose (Via, Contact, Record-Route, Route, From, To),
+ * the ones a message cannot lose (Call-ID — masked instead when maskCallId is on —, CSeq, Max-Forwards,
+ * Content-Length, Content-Type).
+ */
+const KEPT_BY_SCRUB = new Set<number>([
+  H.Via, H.Contact, H.RecordRoute, H.Route, H.From, H.To, H.CallId, H.CSeq, H.MaxForwards, H.ContentLength, H.ContentType,
+])
+
+/** `host` appears in `text` as a whole address: 127.0.8.2 is not in 127.0.8.20 nor in 10.127.0.8.2. */
+export function containsAddress(text: string, host: string): boolean {
+  const v6 = host.includes(':')
+  for (let at = text.indexOf(host); at >= 0; at = text.indexOf(host, at + 1)) {
+    const before = at > 0 ? text.charCodeAt(at - 1) : 0
+    const after = at + host.length < text.length ? text.charCodeAt(at + host.length) : 0
+    if (!continuesAddress(before, v6) && !continuesAddress(after, v6)) return true
+  }
+  return false
+}
+
+/** Digits and '.' continue an IPv4 literal ('127.0.8.2' in '127.0.8.20'); hex digits and ':' an IPv6 one too. */
+function continuesAddress(c: number, v6: boolean): boolean {
+  if ((c >= 48 && c <= 57) || c === 46) return true
+  return v6 && (c === 58 || (c >= 97 && c <= 102) || (c >= 65 && c <= 70))
 }
 
 /** 32-bit FNV-1a: a cheap stable hash for stateless branches. */

@@ -60,21 +60,46 @@ export function expandHeaderName(name: string): string {
   return name
 }
 
-// Byte-level table: for each name length, the lower-case names as byte arrays with their id.
-// Classifying a header name then needs no string: length picks a short list, bytes are compared
-// case-insensitively (b | 0x20 works because names only hold letters and '-').
+// Byte-level table. A known name is found from (length, first letter, last letter) in one typed-array
+// load, then verified byte by byte, case-insensitively (b | 0x20 is exact here because callers only
+// pass token bytes, and known names hold only letters and '-'). Slots shared by two names (none
+// today) fall back to the per-length list.
 const LONGEST = 19
+const LETTERS = 32
 const BY_LEN: Array<Array<{ bytes: Uint8Array; id: number }>> = []
 for (let i = 0; i <= LONGEST; i++) BY_LEN.push([])
+const SLOT_ID = new Int8Array((LONGEST + 1) * LETTERS * LETTERS)
+const SLOT_BYTES: Array<Uint8Array | undefined> = new Array<Uint8Array | undefined>(SLOT_ID.length).fill(undefined)
+const SHARED = -1
+function slotOf(len: number, first: number, last: number): number {
+  return (len * LETTERS + (first & 31)) * LETTERS + (last & 31)
+}
 for (let id = 1; id < CANONICAL.length; id++) {
   const lower = CANONICAL[id]!.toLowerCase()
-  BY_LEN[lower.length]!.push({ bytes: Uint8Array.from(Buffer.from(lower, 'latin1')), id })
+  const bytes = Uint8Array.from(Buffer.from(lower, 'latin1'))
+  BY_LEN[lower.length]!.push({ bytes, id })
+  const slot = slotOf(bytes.length, bytes[0]!, bytes[bytes.length - 1]!)
+  SLOT_ID[slot] = SLOT_ID[slot] === 0 ? id : SHARED
+  SLOT_BYTES[slot] = bytes
 }
 // Single letters: a direct table by lower-case byte.
 const COMPACT_BY_BYTE = new Int8Array(128)
 for (const k of Object.keys(COMPACT)) COMPACT_BY_BYTE[k.charCodeAt(0)] = COMPACT[k]!
 
-/** Id of the header name occupying buf[start, end) — no allocation. */
+function classifyByList(buf: Uint8Array, start: number, len: number): number {
+  const cands = BY_LEN[len]!
+  const first = buf[start]! | 0x20
+  for (let k = 0; k < cands.length; k++) {
+    const b = cands[k]!.bytes
+    if (b[0] !== first) continue
+    let i = 1
+    while (i < len && (buf[start + i]! | 0x20) === b[i]) i++
+    if (i === len) return cands[k]!.id
+  }
+  return H.Other
+}
+
+/** Id of the header name occupying buf[start, end) (token bytes only) — no allocation. */
 export function classifyHeaderName(buf: Uint8Array, start: number, end: number): number {
   const len = end - start
   if (len === 1) {
@@ -82,17 +107,13 @@ export function classifyHeaderName(buf: Uint8Array, start: number, end: number):
     return c < 128 ? COMPACT_BY_BYTE[c]! : H.Other
   }
   if (len > LONGEST) return H.Other
-  const cands = BY_LEN[len]!
-  const first = buf[start]! | 0x20
-  for (let k = 0; k < cands.length; k++) {
-    const cand = cands[k]!
-    const b = cand.bytes
-    if (b[0] !== first) continue
-    let i = 1
-    while (i < len && (buf[start + i]! | 0x20) === b[i]) i++
-    if (i === len) return cand.id
-  }
-  return H.Other
+  const slot = slotOf(len, buf[start]!, buf[end - 1]!)
+  const id = SLOT_ID[slot]!
+  if (id === 0) return H.Other
+  if (id === SHARED) return classifyByList(buf, start, len)
+  const b = SLOT_BYTES[slot]!
+  for (let i = 0; i < len; i++) if ((buf[start + i]! | 0x20) !== b[i]) return H.Other
+  return id
 }
 
 /** Resolves the `nameOrId` argument used across the API. */

@@ -18,6 +18,8 @@ import { MessageEditor } from './editor.js'
  */
 export const STRIDE = 4
 export const ID_BITS = 64
+/** Ids below this (Via .. Content-Type) have their first line index stored after the header fields. */
+export const FIRST_TRACKED = 12
 export const MAX_VIAS = 64
 export const MAX_ADDRESSES = 64
 
@@ -41,9 +43,8 @@ export class SipMessage {
   readonly contentLengthValue: number
   /** The SIP-Version text was "SIP/2.0" (others are rejected by validate with 505). */
   readonly versionOk: boolean
+  /** STRIDE fields per header line, then for ids < FIRST_TRACKED the first line with that id (-1: none). */
   private readonly idx: number[]
-  /** first[id] = index of the first line with that id, -1 when absent (ids 1..first.length-1). */
-  private readonly first: number[]
 
   private cCallId: string | undefined
   private cCSeq: CSeq | undefined
@@ -58,7 +59,7 @@ export class SipMessage {
 
   constructor(buf: Buffer, start: number, end: number, isRequest: boolean, method: string, status: number,
     partStart: number, partEnd: number, versionOk: boolean, headersStart: number, headersEnd: number,
-    bodyStart: number, contentLength: number, idx: number[], headerCount: number, first: number[]) {
+    bodyStart: number, contentLength: number, idx: number[], headerCount: number) {
     this.buf = buf
     this.start = start
     this.end = end
@@ -74,7 +75,6 @@ export class SipMessage {
     this.contentLengthValue = contentLength
     this.idx = idx
     this.headerCount = headerCount
-    this.first = first
     this.cCallId = undefined
     this.cCSeq = undefined
     this.cFrom = undefined
@@ -113,7 +113,7 @@ export class SipMessage {
   /** Index of the first header matching `nameOrId` at or after `from`, -1 when none. */
   indexOf(nameOrId: string | number, from = 0): number {
     const id = typeof nameOrId === 'number' ? nameOrId : resolveHeaderId(nameOrId)
-    if (from === 0 && id > 0 && id < this.first.length) return this.first[id]!
+    if (from === 0 && id > 0 && id < FIRST_TRACKED) return this.idx[this.headerCount * STRIDE + id]!
     const idx = this.idx
     if (id !== H.Other) {
       for (let i = from; i < this.headerCount; i++) if ((idx[i * STRIDE]! & 63) === id) return i
@@ -139,7 +139,7 @@ export class SipMessage {
     return out
   }
   has(id: number): boolean {
-    if (id > 0 && id < this.first.length) return this.first[id]! >= 0
+    if (id > 0 && id < FIRST_TRACKED) return this.idx[this.headerCount * STRIDE + id]! >= 0
     const idx = this.idx
     for (let i = 0; i < this.headerCount; i++) if ((idx[i * STRIDE]! & 63) === id) return true
     return false

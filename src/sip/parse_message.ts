@@ -7,7 +7,7 @@ import { SipParseError } from './errors.js'
 import { H, classifyHeaderName } from './headers.js'
 import { TOKEN, SP, HT, CR, LF, COLON, parseUint } from './bytes.js'
 import { methodAt } from './methods.js'
-import { SipMessage, STRIDE, ID_BITS } from './message.js'
+import { SipMessage, STRIDE, ID_BITS, FIRST_TRACKED } from './message.js'
 
 export const MAX_HEADERS = 256
 /** Content-Length above this is rejected outright (no SIP message is that large). */
@@ -15,9 +15,8 @@ const MAX_CONTENT_LENGTH = 0x7fffffff
 
 // Header offsets are collected here, then copied once into the message's own array. A packed
 // small-integer Array is used on purpose: slicing it is ~15x cheaper than creating an Int32Array.
-const scratch: number[] = new Array<number>(MAX_HEADERS * STRIDE).fill(0)
-/** Ids below this get their first line index recorded at parse time (Via .. Content-Type). */
-const FIRST_TRACKED = 12
+// Layout: STRIDE fields per header line, then FIRST_TRACKED slots "first line of id" (see message.ts).
+const scratch: number[] = new Array<number>(MAX_HEADERS * STRIDE + FIRST_TRACKED).fill(0)
 const firstScratch: number[] = new Array<number>(FIRST_TRACKED).fill(-1)
 
 /** Checks "SIP/2.0" at [s, e): 1 ok, 0 other SIP version (505), -1 not a SIP-Version at all. */
@@ -99,8 +98,8 @@ export function parseMessage(buf: Buffer, offset = 0, length?: number): SipMessa
   let n = 0
   let clCount = 0
   let clStart = 0, clEnd = 0
-  // first line of each header id (ids are < 64), so hot accessors need no search
-  let firsts = 0
+  // first line of each tracked header id, so hot accessors need no search
+  for (let id = 0; id < FIRST_TRACKED; id++) firstScratch[id] = -1
   let headersEnd: number, bodyStart: number
   for (;;) {
     if (p >= limit) throw new SipParseError('header section not terminated by an empty line', 400)
@@ -110,22 +109,18 @@ export function parseMessage(buf: Buffer, offset = 0, length?: number): SipMessa
       throw new SipParseError('bare CR in header section', 400)
     }
     if (c === LF) { headersEnd = p; bodyStart = p + 1; break }
+    // The name is a token run (this validates it too), then optional WS and the colon.
     const nameStart = p
-    // memchr for the colon; the name bytes are then either matched exactly by classifyHeaderName
-    // (known names) or checked against the token table (other names).
-    const colon = buf.indexOf(COLON, p)
-    if (colon < 0 || colon >= limit) throw new SipParseError('header line without colon', 400)
-    let nameEnd = colon
-    while (nameEnd > nameStart && (buf[nameEnd - 1] === SP || buf[nameEnd - 1] === HT)) nameEnd--
+    while (p < limit && TOKEN[buf[p]!] === 1) p++
+    const nameEnd = p
+    while (p < limit && ((c = buf[p]!) === SP || c === HT)) p++
+    if (p >= limit || buf[p] !== COLON) {
+      throw new SipParseError(p >= limit || c === CR || c === LF ? 'header line without colon' : 'bad header name', 400)
+    }
     if (nameEnd === nameStart) throw new SipParseError('bad header name', 400)
     if (nameEnd - nameStart > 0xffff) throw new SipParseError('header name too long', 400)
     const id = classifyHeaderName(buf, nameStart, nameEnd)
-    if (id === H.Other) {
-      for (let k = nameStart; k < nameEnd; k++) {
-        if (TOKEN[buf[k]!] !== 1) throw new SipParseError('bad header name', 400)
-      }
-    }
-    p = colon + 1
+    p++
     // leading LWS, including a fold right after the colon
     for (;;) {
       while (p < limit && (buf[p] === SP || buf[p] === HT)) p++
@@ -152,10 +147,7 @@ export function parseMessage(buf: Buffer, offset = 0, length?: number): SipMessa
     scratch[o + 2] = valueStart
     scratch[o + 3] = valueEnd
     n++
-    if (id !== H.Other && id < FIRST_TRACKED && (firsts & (1 << id)) === 0) {
-      firsts |= 1 << id
-      firstScratch[id] = n - 1
-    }
+    if (id < FIRST_TRACKED && firstScratch[id] === -1) firstScratch[id] = n - 1
     if (id === H.ContentLength) {
       clCount++
       clStart = valueStart
@@ -173,8 +165,8 @@ export function parseMessage(buf: Buffer, offset = 0, length?: number): SipMessa
     if (bodyStart + contentLength > limit) throw new SipParseError('Content-Length larger than the message', 400)
     end = bodyStart + contentLength
   }
-  const first = firstScratch.slice()
-  for (let id = 1; id < FIRST_TRACKED; id++) if ((firsts & (1 << id)) === 0) first[id] = -1
+  const total = n * STRIDE
+  for (let id = 0; id < FIRST_TRACKED; id++) scratch[total + id] = firstScratch[id]!
   return new SipMessage(buf, msgStart, end, isRequest, method, status, partStart, partEnd, versionOk,
-    headersStart, headersEnd, bodyStart, contentLength, scratch.slice(0, n * STRIDE), n, first)
+    headersStart, headersEnd, bodyStart, contentLength, scratch.slice(0, total + FIRST_TRACKED), n)
 }
