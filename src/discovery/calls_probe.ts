@@ -8,6 +8,8 @@ export interface CallsProbeOptions {
   callsCommand?: string
   /** Edge admin base URLs; each `GET <url>/backends` lists entries with `uri` and `activeCalls`. */
   edgeAdmin?: string[]
+  /** Bearer token of the edges' admin API (its `adminToken`). */
+  edgeAdminToken?: string
   /** This backend's URI, matched in canonical form. */
   uri: string
   timeoutMs?: number
@@ -32,10 +34,11 @@ function canonical(uri: unknown): string | undefined {
   return typeof p === 'string' ? undefined : formatBackendUri(p)
 }
 
-async function askEdge(base: string, uri: string, timeoutMs: number): Promise<CallsReading> {
+async function askEdge(base: string, uri: string, timeoutMs: number, token?: string): Promise<CallsReading> {
   const url = `${base.replace(/\/$/, '')}/backends`
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {}
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers })
     if (!res.ok) return { error: `${url}: HTTP ${res.status}` }
     const body = (await res.json()) as unknown
     const list = Array.isArray(body) ? body : (body as { backends?: unknown })?.backends
@@ -60,7 +63,7 @@ export async function readActiveCalls(opts: CallsProbeOptions): Promise<CallsRea
   // Several edges each see their own share of the calls: those add up.
   if (opts.edgeAdmin && opts.edgeAdmin.length > 0) {
     readings.push(
-      Promise.all(opts.edgeAdmin.map((b) => askEdge(b, uri, timeoutMs))).then((rs): CallsReading => {
+      Promise.all(opts.edgeAdmin.map((b) => askEdge(b, uri, timeoutMs, opts.edgeAdminToken))).then((rs): CallsReading => {
         let calls = 0
         for (const r of rs) {
           if ('error' in r) return r

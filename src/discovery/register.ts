@@ -22,6 +22,7 @@ export interface RegisterOptions extends EtcdConnectOptions {
   prefix?: string
   /** Edge admin base URLs polled for `activeCalls` while draining. */
   edgeAdmin?: string[]
+  edgeAdminToken?: string
   /** Shell command printing the active call count first (e.g. `asterisk -rx 'core show calls count'`). */
   callsCommand?: string
   /** Longest wait for calls to end once draining (default 60 000 ms). */
@@ -159,7 +160,13 @@ async function waitForCalls(opts: RegisterOptions, uri: string, log: Logger, for
   const deadline = Date.now() + timeoutMs
   let last: string | undefined
   for (;;) {
-    const reading = await readActiveCalls({ callsCommand: opts.callsCommand, edgeAdmin, uri, timeoutMs: Math.min(5000, timeoutMs) })
+    const reading = await readActiveCalls({
+      callsCommand: opts.callsCommand,
+      edgeAdmin,
+      uri,
+      timeoutMs: Math.min(5000, timeoutMs),
+      ...(opts.edgeAdminToken ? { edgeAdminToken: opts.edgeAdminToken } : {}),
+    })
     const text = JSON.stringify(reading)
     if (text !== last) {
       last = text
@@ -194,6 +201,7 @@ active calls to end (or --drain-timeout), revokes the lease and exits 0. A secon
   --ttl SECONDS           lease TTL, default 10
   --prefix P              key prefix, default ${DEFAULT_PREFIX}
   --edge-admin URL[,URL]  edge admin API; GET <URL>/backends gives activeCalls while draining
+  --edge-admin-token T    bearer token of the edge admin API (or SIPEDGE_ADMIN_TOKEN)
   --calls-command CMD     shell command printing the active call count first,
                           e.g. "asterisk -rx 'core show calls count'"
   --drain-timeout SECONDS longest wait for calls to end, default 60
@@ -225,6 +233,7 @@ export function parseRegisterArgs(argv: string[], env: NodeJS.ProcessEnv = proce
       ttl: { type: 'string' },
       prefix: { type: 'string' },
       'edge-admin': { type: 'string' },
+      'edge-admin-token': { type: 'string' },
       'calls-command': { type: 'string' },
       'drain-timeout': { type: 'string' },
       username: { type: 'string' },
@@ -251,6 +260,8 @@ export function parseRegisterArgs(argv: string[], env: NodeJS.ProcessEnv = proce
   if (values.id !== undefined) opts.id = values.id
   if (values.prefix !== undefined) opts.prefix = values.prefix
   if (values['edge-admin'] !== undefined) opts.edgeAdmin = list(values['edge-admin'])
+  const adminToken = values['edge-admin-token'] ?? env.SIPEDGE_ADMIN_TOKEN
+  if (adminToken) opts.edgeAdminToken = adminToken
   if (values['calls-command'] !== undefined) opts.callsCommand = values['calls-command']
   const password = values.password ?? env.SIPEDGE_ETCD_PASSWORD
   if (values.username !== undefined) {
