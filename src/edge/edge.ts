@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import type { Backend } from '../dispatch/backend.js'
 import { Dispatcher, type BackendChange } from '../dispatch/dispatcher.js'
 import { Prober } from '../dispatch/prober.js'
-import { EtcdSource } from '../discovery/etcd_source.js'
+import type { EtcdSource } from '../discovery/etcd_source.js'
 import { Sides, cidrList, peerFromUri } from '../proxy/addressing.js'
 import type { ProxyHooks } from '../proxy/hooks.js'
 import { SourceFilter } from '../proxy/guard.js'
@@ -154,6 +154,8 @@ export class Edge extends EventEmitter<EdgeEvents> {
     }
     if (c.etcd) {
       const e = c.etcd
+      // Loaded only when configured: the etcd client (gRPC, protobufjs) costs ~40 MB and start-up time.
+      const { EtcdSource } = await import('../discovery/etcd_source.js')
       this.etcd = new EtcdSource(this.dispatcher, {
         endpoints: e.endpoints,
         prefix: e.prefix,

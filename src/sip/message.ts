@@ -152,8 +152,11 @@ export class SipMessage {
     return n
   }
 
+  /** Index of the first line with a tracked id (< FIRST_TRACKED), -1 when absent. */
+  private firstLine(id: number): number { return this.idx[this.headerCount * STRIDE + id]! }
+
   private required(id: number): number {
-    const i = this.indexOf(id)
+    const i = id < FIRST_TRACKED ? this.firstLine(id) : this.indexOf(id)
     if (i < 0) throw new SipParseError(`missing ${canonicalHeaderName(id)} header`, 400)
     return i
   }
@@ -161,13 +164,17 @@ export class SipMessage {
   get callId(): string {
     if (this.cCallId !== undefined) return this.cCallId
     const i = this.required(H.CallId)
+    const buf = this.buf
     const s = this.idx[i * STRIDE + 2]!, e = this.idx[i * STRIDE + 3]!
     if (e === s) throw new SipParseError('empty Call-ID', 400)
+    // Branch-free check that every byte is in 0x21..0x7e: a byte outside makes one term negative.
+    let bad = 0
     for (let k = s; k < e; k++) {
-      const c = this.buf[k]!
-      if (c <= 0x20 || c >= 0x7f) throw new SipParseError('bad character in Call-ID', 400)
+      const c = buf[k]!
+      bad |= (c - 0x21) | (0x7e - c)
     }
-    return (this.cCallId = latin1(this.buf, s, e))
+    if (bad < 0) throw new SipParseError('bad character in Call-ID', 400)
+    return (this.cCallId = latin1(buf, s, e))
   }
   get cseq(): CSeq {
     if (this.cCSeq !== undefined) return this.cCSeq
@@ -237,12 +244,13 @@ export class SipMessage {
 
   // Cheap paths for the hot path: no objects, one string each.
   private firstParam(id: number, lowerName: string, trailing: boolean): string | undefined {
-    const i = this.indexOf(id)
+    const i = this.firstLine(id)
     if (i < 0) return undefined
+    const buf = this.buf
     const s = this.idx[i * STRIDE + 2]!, e = this.idx[i * STRIDE + 3]!
-    let vs = trailing ? findTrailingParam(this.buf, s, e, lowerName) : -1
-    if (vs < 0) vs = findParam(this.buf, s, e, lowerName)
-    return vs < 0 ? undefined : latin1(this.buf, vs, paramEnd.value)
+    let vs = trailing ? findTrailingParam(buf, s, e, lowerName) : -1
+    if (vs < 0) vs = findParam(buf, s, e, lowerName)
+    return vs < 0 ? undefined : latin1(buf, vs, paramEnd.value)
   }
   /** branch parameter of the top Via element. */
   get topViaBranch(): string | undefined { return this.firstParam(H.Via, 'branch', false) }
