@@ -139,7 +139,8 @@ export class Edge extends EventEmitter<EdgeEvents> {
     this.proxy.start()
 
     if (c.hep) {
-      this.hep = new HepExporter(c.hep)
+      this.hep = new HepExporter({ ...c.hep, onResult: (ok) => this.stats.hep(ok) })
+      this.captureOutgoing(this.hep)
     }
     if (c.probe.enabled) {
       const local = (this.transports.listeners.find((l) => l.spec.side === 'internal') ?? this.transports.listeners[0])?.spec.host
@@ -266,6 +267,17 @@ export class Edge extends EventEmitter<EdgeEvents> {
   private onMessage(inb: Inbound): void {
     if (this.hep) this.hep.capture(inb.msg.buf.subarray(inb.msg.start, inb.msg.end), inb.source, { address: inb.listener.spec.host, port: inb.listener.port }, inb.source.proto)
     this.proxy.handleMessage(inb)
+  }
+
+  /** HEP sees what the edge sends too (siptrace style): every send goes through the exporter first. */
+  private captureOutgoing(hep: HepExporter): void {
+    const transports = this.transports
+    const send = transports.send.bind(transports)
+    transports.send = (buf, dest, via, connId) => {
+      const from = via ?? transports.listeners[0]
+      if (from) hep.capture(buf, { address: from.spec.host, port: from.port }, dest, dest.proto)
+      send(buf, dest, via, connId)
+    }
   }
 
   private refreshBackendHosts(): void {

@@ -227,6 +227,16 @@ export class Proxy {
         this.clientFailed(ct, 'transport error', 503)
       }
     }
+    // RFC 3261 §17.2.4: a response that cannot be sent ends its server transaction; waiting for an ACK
+    // (timer H) or for retransmissions from a peer that is gone only holds memory.
+    for (const st of this.servers.values()) {
+      const d = st.responseDest
+      if (st.state === enumState.completed && d.port === dest.port && d.address === dest.address && d.proto === dest.proto) {
+        this.wheel.disarm(st)
+        this.servers.delete(st.key)
+        st.state = enumState.terminated
+      }
+    }
   }
 
   // ---------------------------------------------------------------- requests

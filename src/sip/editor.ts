@@ -126,39 +126,67 @@ export class MessageEditor {
     const src = m.buf
     const starts = this.starts, ends = this.ends, texts = this.texts
     const count = starts.length
-    // Patch order by start; call order breaks ties. Usually already sorted: then no work.
-    let order: number[] | undefined
-    for (let k = 1; k < count; k++) {
-      if (starts[k]! < starts[k - 1]!) {
-        order = []
-        for (let i = 0; i < count; i++) order.push(i)
-        order.sort((a, b) => starts[a]! - starts[b]! || a - b)
-        break
-      }
+    // Patch order by start; call order breaks ties. Few patches, usually almost sorted: an
+    // insertion sort into a reused array beats Array#sort with a comparator closure.
+    const order = ORDER, ps = PS, pe = PE, pl = PL
+    for (let k = 0; k < count; k++) {
+      let j = k
+      while (j > 0 && starts[order[j - 1]!]! > starts[k]!) { order[j] = order[j - 1]!; j-- }
+      order[j] = k
     }
+    // Clamped ranges (an overlapped patch starts where the previous one ended), text sizes, and
+    // whether the output is never shorter than the input up to any kept range (`grows`).
     let size = 0
     let cursor = m.start
+    let grows = true
     for (let o = 0; o < count; o++) {
-      const k = order === undefined ? o : order[o]!
+      const k = order[o]!
       const s = starts[k]! > cursor ? starts[k]! : cursor
       const e = ends[k]! > s ? ends[k]! : s
-      size += s - cursor + Buffer.byteLength(texts[k]!, 'utf8')
+      size += s - cursor
+      if (size < s - m.start) grows = false
+      const len = Buffer.byteLength(texts[k]!, 'utf8')
+      ps[o] = s; pe[o] = e; pl[o] = len
+      size += len
       cursor = e
     }
+    if (size < cursor - m.start) grows = false
     size += m.end - cursor
     const out = Buffer.allocUnsafe(size)
+    if (grows && count > 0) {
+      // One native copy of the whole message, then kept ranges move right in place (copyWithin is
+      // a memmove with no Buffer view per range), last first so none is overwritten before it moves.
+      const base = m.start
+      src.copy(out, 0, base, m.end)
+      let w = size
+      let rangeEnd = m.end
+      for (let o = count - 1; o >= -1; o--) {
+        const rangeStart = o >= 0 ? pe[o]! : base
+        const len = rangeEnd - rangeStart
+        w -= len
+        if (len > 0 && w !== rangeStart - base) out.copyWithin(w, rangeStart - base, rangeEnd - base)
+        if (o < 0) break
+        w -= pl[o]!
+        if (pl[o]! > 0) writeUtf8(out, texts[order[o]!]!, w)
+        rangeEnd = ps[o]!
+      }
+      return out
+    }
     let w = 0
     cursor = m.start
     for (let o = 0; o < count; o++) {
-      const k = order === undefined ? o : order[o]!
-      const s = starts[k]! > cursor ? starts[k]! : cursor
-      const e = ends[k]! > s ? ends[k]! : s
+      const s = ps[o]!, e = pe[o]!
       if (s > cursor) w += src.copy(out, w, cursor, s)
-      const t = texts[k]!
-      if (t.length > 0) w += writeUtf8(out, t, w)
+      if (pl[o]! > 0) w += writeUtf8(out, texts[order[o]!]!, w)
       cursor = e
     }
     if (m.end > cursor) src.copy(out, w, cursor, m.end)
     return out
   }
 }
+
+// Per-call scratch for toBuffer (single-threaded, not re-entrant): patch order and clamped ranges.
+const ORDER: number[] = []
+const PS: number[] = []
+const PE: number[] = []
+const PL: number[] = []
