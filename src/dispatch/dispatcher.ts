@@ -20,6 +20,8 @@ export class Dispatcher implements BackendSink {
   onChange?: (b: Backend, what: BackendChange) => void
   /** Set by a running Prober: only then may transaction failures (reportFailure) take a backend down. */
   healthChecked = false
+  /** Called when a transaction failed on a backend: the edge wires it to an immediate probe. */
+  onSuspect?: (b: Backend) => void
   readonly failThreshold: number
   readonly okThreshold: number
 
@@ -192,10 +194,19 @@ export class Dispatcher implements BackendSink {
   }
 
   /** Transaction-level failure (timeout, 503, ICMP/TCP error) from the proxy. */
+  /**
+   * A transaction failed on this backend (timeout, 5xx, transport error). That alone never takes it down:
+   * under overload the edge's own timeouts would mark every backend down and turn a slowdown into an outage.
+   * It becomes 'probing' (still eligible) and `onSuspect` asks the prober to check it now; probes decide.
+   */
   reportFailure(b: Backend, why: string): void {
-    void why // the reason is for the caller's log; health only counts
-    // Without a prober nothing would ever bring it back up: then failures only make it 'probing'.
-    this.recordHealth(b, false, this.healthChecked ? this.failThreshold : Infinity)
+    void why // the reason is for the caller's log
+    if (b.retired) return
+    if (b.health === 'up') {
+      b.health = 'probing'
+      this.onChange?.(b, 'health')
+    }
+    this.onSuspect?.(b)
   }
 
   /** A good answer from the backend (prober, or a transaction the backend answered). */

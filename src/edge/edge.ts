@@ -152,6 +152,8 @@ export class Edge extends EventEmitter<EdgeEvents> {
         ...(local && local !== '0.0.0.0' && local !== '::' ? { localAddress: local } : {}),
       })
       await this.prober.start()
+      const prober = this.prober
+      this.dispatcher.onSuspect = (b) => void prober.probeNow(b).catch(() => {})
     }
     if (c.etcd) {
       const e = c.etcd

@@ -178,14 +178,17 @@ t.test('admin changes and health thresholds', async (t) => {
   t.equal(d.setAdmin('b1', 'draining'), true)
   t.equal(d.setAdmin('zz', 'draining'), false)
   d.upsert(spec(1)) // discovery says active again
-  d.reportFailure(b, 'timeout'); d.reportFailure(b, '503')
-  t.equal(b.health, 'probing', 'without a prober a failure never takes it down')
+  const suspects: string[] = []
+  d.onSuspect = (x) => suspects.push(x.id)
   d.healthChecked = true
-  d.reportFailure(b, 'timeout')
-  t.equal(b.health, 'down')
+  for (let i = 0; i < 10; i++) d.reportFailure(b, 'timeout')
+  t.equal(b.health, 'probing', 'transaction failures alone never take a backend down (overload must not cascade)')
+  t.equal(suspects.length, 10, 'each asks for a probe now')
+  d.recordHealth(b, false); d.recordHealth(b, false)
+  t.equal(b.health, 'down', 'failed probes do')
   d.reportSuccess(b)
   t.equal(b.health, 'down', 'one good answer is not enough')
-  d.reportFailure(b, 'x'); d.reportSuccess(b)
+  d.recordHealth(b, false); d.reportSuccess(b)
   t.equal(b.health, 'down', 'streak reset by the failure')
   d.reportSuccess(b)
   t.equal(b.health, 'up')
