@@ -109,6 +109,7 @@ try {
       [`${established} up`, mb(up.rss), mb(up.pss), heapMb(up)],
       ['after BYE', mb(after.rss), mb(after.pss), heapMb(after)]],
   ) + '\n\n')
+  if (up.heap) process.stdout.write(`edge memoryUsage with dialogs up: external ${mb(up.heap.external)} MB, arrayBuffers ${mb(up.heap.arrayBuffers)} MB, heapTotal ${mb(up.heap.heapTotal)} MB\n`)
   process.stdout.write(`bytes/dialog: RSS ${fmt(res.rssBytesPerDialog)}, PSS ${fmt(res.pssBytesPerDialog)}, heap ${fmt(res.heapBytesPerDialog)}`
     + `  (target <= 2048; 100k dialogs < 300 MB RSS: ${up.rss < 300 * 1048576 ? 'yes' : 'NO'} at ${established})\n`)
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
