@@ -459,6 +459,7 @@ export class Proxy {
     }
     st.set = ctx?.set ?? this.defaultSet
     const forced = ctx?.backend
+    st.hookEdit = ctx?.edit
     if (!this.tryBackend(st, forced, ctx?.edit)) this.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
   }
 
@@ -500,8 +501,8 @@ export class Proxy {
       this.finalLocal(st, 503, 'Service Unavailable')
       return false
     }
-    // A hook's editor can be used once; failover attempts after the first start from a fresh one.
-    const ed = hookEdit && st.tries <= 1 ? hookEdit : msg.edit()
+    // A hook's edits apply to every branch: each attempt (failover) starts from a copy of them.
+    const ed = hookEdit ? hookEdit.clone() : msg.edit()
     this.applyRouting(msg, ed, route)
 
     const leavingInside = st.side === 'internal' && outSide === 'public'
@@ -755,7 +756,7 @@ export class Proxy {
       this.dispatcher.reportFailure(ct.backend, String(status))
       this.rememberBest(st, msg)
       this.observer.failover(ct.backend)
-      if (this.tryBackend(st)) return
+      if (this.tryBackend(st, undefined, st.hookEdit)) return
       return this.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
     }
     this.relayResponse(st, ct, msg)
@@ -981,7 +982,7 @@ export class Proxy {
       if (wasTrying && st.set !== undefined) {
         this.observer.failover(ct.backend)
         this.log.info({ callId: st.request?.callId, backend: ct.backend.id, why }, 'backend failed, trying the next one')
-        if (this.tryBackend(st)) return
+        if (this.tryBackend(st, undefined, st.hookEdit)) return
         return this.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
       }
     }

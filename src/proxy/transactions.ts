@@ -1,5 +1,5 @@
 import type { Backend } from '../dispatch/backend.js'
-import type { SipMessage } from '../sip/index.js'
+import type { MessageEditor, SipMessage } from '../sip/index.js'
 import type { Listener, Peer, Side } from '../transport/types.js'
 import type { WheelTimer } from './timer_wheel.js'
 
@@ -65,6 +65,8 @@ export class ServerTx implements WheelTimer {
   maskedCallId = false
   /** Original Vias removed when the request left toward the public side (restored on responses). */
   hiddenVias: string | undefined
+  /** Edits an onRequest hook made, applied again to every failover attempt. */
+  hookEdit: MessageEditor | undefined
   /** Backend set to dispatch to (for failover), when the request is a new call. */
   set: string | undefined
   /** Retransmission interval of a final response over UDP (timer G), and the absolute give-up time. */

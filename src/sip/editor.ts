@@ -28,6 +28,13 @@ export class MessageEditor {
     this.msg = msg
   }
 
+  /** A new editor holding the same edits so far (a proxy builds one forwarded copy per branch). */
+  clone(): MessageEditor {
+    const copy = new MessageEditor(this.msg)
+    for (let k = 0; k < this.starts.length; k++) copy.replaceRange(this.starts[k]!, this.ends[k]!, this.texts[k]!)
+    return copy
+  }
+
   replaceRange(start: number, end: number, text: string): this {
     const m = this.msg
     if (!(start >= m.start && end <= m.end && start <= end)) throw new RangeError('edit range outside the message')
