@@ -21,7 +21,7 @@ export async function startSipedge(o) {
   const args = ['--listen', `udp:${o.ip}:${o.port}`]
   for (const b of o.backends) args.push('--backend', `sip:${b}`)
   args.push('--algorithm', 'round-robin', '--secret', o.secret ?? 'bench-secret-0123456789', '--log-level', 'warn', '--shutdown-timeout-ms', '500')
-  if (o.workers && o.workers > 1) args.push('--workers', String(o.workers))
+  if (o.workers && o.workers > 1) throw new Error('sipedge not runnable: no --workers mode (one process per edge); use --workers 1')
   const logFile = join(o.tmpDir, 'sipedge.log')
   const host = join(o.root, 'bench/lib/edge-host.mjs')
   const entry = o.hostForHeap
