@@ -290,11 +290,20 @@ export class Proxy {
 
   /** A Via with one of our own sent-by values and a branch made from the same request means a loop. */
   private isLooped(msg: SipMessage): boolean {
-    const vias = msg.vias
-    if (vias.length < 2) return false
-    for (let i = 0; i < vias.length; i++) {
-      const v = vias[i]!
-      if (this.sides.isOwn(v.host, v.port)) return true
+    // The edge always writes its Via as host:port of a listener; finding one in the Via lines means the
+    // request has been here. A byte search per Via line: no Via list is built for the common case.
+    const buf = msg.buf
+    const own = this.sides.listeners
+    for (let i = msg.indexOf(H.Via); i >= 0; i = msg.indexOf(H.Via, i + 1)) {
+      const start = msg.headerValueStart(i)
+      const end = msg.headerValueEnd(i)
+      for (let k = 0; k < own.length; k++) {
+        const hp = own[k]!.hostport
+        for (let at = buf.indexOf(hp, start, 'latin1'); at >= 0 && at + hp.length <= end; at = buf.indexOf(hp, at + 1, 'latin1')) {
+          const next = at + hp.length < end ? buf[at + hp.length]! : 0
+          if (next < 48 || next > 57) return true // not followed by another digit of a longer port
+        }
+      }
     }
     return false
   }
