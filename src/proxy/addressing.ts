@@ -101,7 +101,8 @@ export class Sides {
   }
 
   sideOf(listener: Listener, source: Peer): Side {
-    if (this.twoSided) return listener.spec.side
+    // Trusted networks count as inside wherever they arrive: they may send calls outward.
+    if (this.twoSided) return listener.spec.side === 'public' && this.hasInternalNets && inList(this.internalNets, source.address) ? 'internal' : listener.spec.side
     if (this.backendHosts.has(source.address)) return 'internal'
     return this.hasInternalNets && inList(this.internalNets, source.address) ? 'internal' : 'public'
   }

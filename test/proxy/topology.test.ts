@@ -159,3 +159,30 @@ t.test('no open relay', async (t) => {
   t.equal(backend.received.length, 0, 'nothing was forwarded')
   t.ok(edge.stats.counters.relayRefused >= 6, 'refusals counted')
 })
+
+t.test('trusted networks may call outward from the public side; others may not', async (t) => {
+  const carrier = await rawUdp(t, '127.0.7.60')
+  const port = await freePort(PUBLIC)
+  await startEdge(
+    t,
+    PUBLIC,
+    { listen: [`udp:${PUBLIC}:${port}`], internalListen: [`udp:${INTERNAL}:${port}`], trustedNetworks: ['127.0.7.40/30'] },
+    port,
+  )
+  const send = async (from: string, callId: string) => {
+    const pbx = await rawUdp(t, from)
+    pbx.send(
+      `INVITE sip:+15551234@127.0.7.60:${carrier.port} SIP/2.0\r\nVia: SIP/2.0/UDP ${from}:${pbx.port};branch=z9hG4bK${callId};rport\r\n` +
+        `Max-Forwards: 70\r\nFrom: <sip:pbx@${from}>;tag=1\r\nTo: <sip:+15551234@127.0.7.60>\r\nCall-ID: ${callId}\r\nCSeq: 1 INVITE\r\n` +
+        `Contact: <sip:pbx@${from}:${pbx.port}>\r\nContent-Length: 0\r\n\r\n`,
+      PUBLIC,
+      port,
+    )
+    return pbx
+  }
+  await send('127.0.7.41', 'trusted-out')
+  const out = await carrier.next((m) => m.callId === 'trusted-out')
+  t.equal(out.method, 'INVITE', 'a trusted PBX on the public side reaches the carrier')
+  const stranger = await send('127.0.7.45', 'untrusted-out')
+  t.equal((await stranger.next((m) => m.status >= 200)).status, 403, 'anyone else: 403')
+})
