@@ -2,9 +2,9 @@
 // Works in a fresh network namespace (only `lo`): everything binds 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freeTcpPort, waitFor as pollFor } from './net.js'
 
 export interface EtcdOptions {
   /** Reuse an existing data dir (e.g. to edit the data of a stopped instance on another port). */
@@ -34,16 +34,9 @@ export interface EtcdHandle {
   cleanup(): Promise<void>
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr ? addr.port : 0
-      srv.close(() => resolve(port))
-    })
-  })
+/** A TCP port free on 127.0.0.1 (etcd's client and peer ports). */
+export function freePort(): Promise<number> {
+  return freeTcpPort('127.0.0.1')
 }
 
 async function healthy(endpoint: string): Promise<boolean> {
@@ -136,12 +129,6 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdHandle> {
 }
 
 /** Polls `check` every `everyMs` until it returns a truthy value; rejects after `timeoutMs` with `what`. */
-export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 5000, everyMs = 10): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await check()
-    if (v) return v as NonNullable<T>
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, everyMs))
-  }
+export function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 5000, everyMs = 10): Promise<NonNullable<T>> {
+  return pollFor(check, { what, timeoutMs, intervalMs: everyMs }) as Promise<NonNullable<T>>
 }
