@@ -1,26 +1,10 @@
 // CANCEL while ringing and a busy callee (non-2xx ACK, hop by hop): scenario pairs straight against each other (no proxy) over UDP and TCP.
 import t from 'tap';
-import { runPair, sippAvailable } from '../helpers/sipp.js';
-import { checkPair } from './check.js';
+import { testPairs } from './check.js';
 
 const pairs = [
   { uac: 'uac_cancel', uas: 'uas_cancel', uacDurationMs: 20 },
   { uac: 'uac_486', uas: 'uas_486' },
 ] as const;
 
-if (!sippAvailable()) {
-  t.fail('sipp is not installed (apt-get install sip-tester)');
-} else {
-  let host = 20;
-  for (const p of pairs) {
-    for (const transport of ['udp', 'tcp'] as const) {
-      const uasIp = `127.0.1.${host++}`;
-      t.test(`${p.uac} -> ${p.uas} over ${transport}`, async (t) => {
-        const r = await runPair({ ...p, transport, uasIp, t });
-        checkPair(t, r, 20);
-        t.equal(r.uac.backends.length, 20, 'X-Backend logged for every call');
-        t.ok(r.uac.backends.every((b) => b === r.uasId), `X-Backend is ${r.uasId}`);
-      });
-    }
-  }
-}
+testPairs(t, pairs, 20);
