@@ -16,10 +16,10 @@ export const TIMER_B = 64 * T1
 export const WAIT = 5000
 /**
  * How long a non-INVITE request may wait for its final response from the next hop before the edge answers
- * 408 upstream (Kamailio's `fr_timer` default). RFC 3261's 64*T1 is the caller's own bound (timer F): the
- * caller still gets an answer before it gives up, and a BYE to a dead backend does not hold state for 32 s.
+ * 408 upstream: timer F (64*T1), Kamailio's `fr_timer` default too. Shorter gives up while a flooded or
+ * busy backend's answers are still being retransmitted for; the transaction is freed after it in any case.
  */
-export const FR_TIMER = 5000
+export const FR_TIMER = TIMER_B
 /** Timer C: how long an INVITE may stay in proceeding before the proxy gives up (RFC: > 3 min). */
 export const TIMER_C = 181_000
 

@@ -10,7 +10,7 @@ import { StreamFramer } from '../../src/transport/stream-framer.js'
 import { FULL, recordCase } from './fixtures/results.js'
 
 const runs = FULL ? 20000 : 600
-const corpusDir = new URL('../../../shared/corpus/rfc4475/', import.meta.url)
+const corpusDir = new URL('../corpus/rfc4475/', import.meta.url)
 const ownCorpus = new URL('./corpus/', import.meta.url)
 const seeds = [
   ...readdirSync(corpusDir).filter((f) => f.endsWith('.sip')).map((f) => readFileSync(new URL(f, corpusDir))),

@@ -11,7 +11,7 @@ import { AnsweringBackend, UdpProbe, statuses, tcpExchange } from './fixtures/wi
 
 if (!sippAvailable()) t.fail('sipp is not installed (apt-get install sip-tester)')
 
-const dir = new URL('../../../shared/corpus/rfc4475/', import.meta.url)
+const dir = new URL('../corpus/rfc4475/', import.meta.url)
 const rows = readFileSync(new URL('INDEX.tsv', dir), 'utf8').split('\n')
   .filter((l) => l !== '' && !l.startsWith('#') && !l.startsWith('name\t'))
   .map((l) => l.split('\t') as [string, string])

@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs'
 import { parseMessage, validateRequest, validateResponse, frameStream, SipParseError, type SipMessage } from '../../src/sip/index.js'
 
-const corpusDir = new URL('../../../shared/corpus/rfc4475/', import.meta.url)
+const corpusDir = new URL('../corpus/rfc4475/', import.meta.url)
 const fuzzDir = new URL('./fuzz-corpus/', import.meta.url)
 const seeds: Buffer[] = readdirSync(corpusDir).filter((f) => f.endsWith('.sip')).map((f) => readFileSync(new URL(f, corpusDir)))
 seeds.push(readFileSync(new URL('../../bench/fixtures/invite.sip', import.meta.url)))

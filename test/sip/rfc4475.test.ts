@@ -10,7 +10,7 @@ function throwsStatus(t: { ok(...args: any[]): unknown }, fn: () => unknown, sta
 }
 
 
-const dir = new URL('../../../shared/corpus/rfc4475/', import.meta.url)
+const dir = new URL('../corpus/rfc4475/', import.meta.url)
 const rows = readFileSync(new URL('INDEX.tsv', dir), 'utf8').split('\n')
   .filter((l) => l !== '' && !l.startsWith('#') && !l.startsWith('name\t'))
   .map((l) => l.split('\t') as [string, string, string, string])
