@@ -32,10 +32,6 @@ export function peerFromUri(uri: SipUri): Peer | undefined {
   return { proto, address, port: uri.port ?? 5060 }
 }
 
-export function samePeer(a: Peer, b: Peer): boolean {
-  return a.port === b.port && a.address === b.address && a.proto === b.proto
-}
-
 /** Parses CIDR lists ('10.0.0.0/8', '::1/128', '127.0.1.5') into a BlockList; throws naming the bad entry. */
 export function cidrList(entries: readonly string[]): BlockList {
   const list = new BlockList()

@@ -778,7 +778,8 @@ export class Proxy {
     const address = bareHost(next.received ?? next.host)
     const port = typeof next.rport === 'number' ? next.rport : (next.port ?? 5060)
     const proto = next.transport === 'TCP' ? 'tcp' : 'udp'
-    const listener = this.sides.listenerFor(this.sides.twoSided ? 'public' : inb.listener.spec.side, proto)
+    // It goes back the way the request came: out of the other side in the two-sided setup.
+    const listener = this.sides.listenerFor(inb.listener.spec.side === 'internal' ? 'public' : 'internal', proto)
     if (!listener) return
     this.transports.send(msg.edit().removeTopVia().toBuffer(), { proto, address, port }, listener)
   }
@@ -1108,5 +1109,3 @@ function shortReason(err: Error): string {
   const m = err.message.replace(/[\r\n]+/g, ' ')
   return m.length > 60 ? m.slice(0, 60) : m
 }
-
-export { hostport }
