@@ -26,6 +26,8 @@ export interface CallerResult {
   failed: number
   /** INVITE -> 200 times, ms. */
   setupMs: number[]
+  /** INVITE -> 100 Trying times, ms with µs resolution (the proxy's own reaction time). */
+  tryingMs: number[]
   messages: number
   /** Header lines that carried a forbidden string (first 10). */
   leaks: string[]
@@ -37,6 +39,9 @@ interface Call {
   tag: string
   branch: string
   started: number
+  /** performance.now() when the INVITE left, for the 100 Trying time. */
+  sentHr: number
+  gotTrying: boolean
   sentAt: number
   retrans: number
   state: 'inviting' | 'up' | 'byeing' | 'done'
@@ -56,7 +61,7 @@ export async function runCaller(o: CallerOptions): Promise<CallerResult> {
   })
   socket.on('error', () => {})
   const localPort = socket.address().port
-  const res: CallerResult = { completed: 0, failed: 0, setupMs: [], messages: 0, leaks: [], failures: [] }
+  const res: CallerResult = { completed: 0, failed: 0, setupMs: [], tryingMs: [], messages: 0, leaks: [], failures: [] }
   const calls = new Map<string, Call>()
   const hold = o.holdMs ?? 0
   const forbidden = o.forbidden ?? []
@@ -108,6 +113,8 @@ export async function runCaller(o: CallerOptions): Promise<CallerResult> {
       tag: newTag(),
       branch: newBranch(),
       started: Date.now(),
+      sentHr: 0,
+      gotTrying: false,
       sentAt: Date.now(),
       retrans: 0,
       state: 'inviting',
@@ -124,6 +131,7 @@ export async function runCaller(o: CallerOptions): Promise<CallerResult> {
         `Content-Type: application/sdp\r\nContent-Length: ${Buffer.byteLength(sdp)}\r\n\r\n${sdp}`,
     )
     calls.set(c.callId, c)
+    c.sentHr = performance.now()
     send(c.invite)
     retransmit(c, c.invite, 8000)
   }
@@ -151,6 +159,10 @@ export async function runCaller(o: CallerOptions): Promise<CallerResult> {
     if (!c) return
     const method = m.cseq.method
     if (method === 'INVITE' && c.state === 'inviting') {
+      if (m.status === 100 && !c.gotTrying) {
+        c.gotTrying = true
+        res.tryingMs.push(performance.now() - c.sentHr)
+      }
       if (m.status < 200) return
       if (c.timer) clearTimeout(c.timer)
       if (m.status >= 300) {
