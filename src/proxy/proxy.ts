@@ -223,9 +223,22 @@ export class Proxy {
   /** A send failed (ICMP unreachable, refused, reset): fail the client transactions waiting on that peer now. */
   handleSendError(_err: Error, dest: Peer): void {
     for (const ct of this.clients.values()) {
-      if (ct.state === enumState.trying && ct.target.port === dest.port && ct.target.address === dest.address) {
-        this.clientFailed(ct, 'transport error', 503)
+      if (ct.state !== enumState.trying || ct.target.port !== dest.port || ct.target.address !== dest.address) continue
+      const fallback = ct.udpFallback
+      if (fallback && dest.proto === 'tcp') {
+        // The next hop takes no TCP: send the UDP copy of the same branch and go on with UDP timers.
+        ct.udpFallback = undefined
+        ct.target = fallback.target
+        ct.listener = fallback.listener
+        ct.out = fallback.out
+        const now = Date.now()
+        ct.retransMs = T1
+        ct.retransAt = now + T1
+        this.armClient(ct, now)
+        this.transports.send(fallback.out, fallback.target, fallback.listener)
+        continue
       }
+      this.clientFailed(ct, 'transport error', 503)
     }
     // RFC 3261 §17.2.4: a response that cannot be sent ends its server transaction; waiting for an ACK
     // (timer H) or for retransmissions from a peer that is gone only holds memory.
@@ -533,11 +546,30 @@ export class Proxy {
       }
     }
     const branch = newBranch()
-    ed.prependHeader('Via', `SIP/2.0/${listener.spec.proto === 'tcp' ? 'TCP' : 'UDP'} ${listener.hostport};branch=${branch}`)
-    const out = ed.toBuffer()
+    let out: Buffer
+    let via = listener
+    let dest = target
+    let udpCopy: Buffer | undefined
+    // RFC 3261 §18.1.1: a request larger than the MTU allows goes over TCP when this side has a TCP listener.
+    // The UDP copy is kept: many Asterisks listen on UDP only, and a refused connection falls back to it.
+    const tcp = target.proto === 'udp' && this.transports.exceedsUdpMtu(msg.end - msg.start + 300) ? this.sides.listenerFor(outSide, 'tcp') : undefined
+    if (tcp) {
+      udpCopy = ed.clone().prependHeader('Via', viaValue(listener, branch)).toBuffer()
+      if (this.transports.exceedsUdpMtu(udpCopy.length)) {
+        out = ed.prependHeader('Via', viaValue(tcp, branch)).toBuffer()
+        via = tcp
+        dest = { proto: 'tcp', address: target.address, port: target.port }
+      } else {
+        out = udpCopy
+        udpCopy = undefined
+      }
+    } else {
+      out = ed.prependHeader('Via', viaValue(listener, branch)).toBuffer()
+    }
 
-    const ct = new ClientTx(branch, method, st, backend, target, listener, this.fireClient)
+    const ct = new ClientTx(branch, method, st, backend, dest, via, this.fireClient)
     ct.out = out
+    if (udpCopy) ct.udpFallback = { out: udpCopy, listener, target }
     st.client = ct
     this.clients.set(branch, ct)
     const now = Date.now()
@@ -547,7 +579,7 @@ export class Proxy {
     }
     ct.timeoutAt = now + (method === 'INVITE' ? (backend ? this.inviteTimeoutMs : TIMER_B) : FR_TIMER)
     this.armClient(ct, now)
-    this.transports.send(out, target, listener)
+    this.transports.send(out, dest, via)
     return true
   }
 
@@ -669,7 +701,7 @@ export class Proxy {
     if (outSide === 'public' && side === 'internal') this.hideOutgoing(msg, ed, inb.source, listener, target)
     // Stateless branch: derived from the incoming one so retransmitted ACKs keep the same branch (§16.11).
     const branch = 'z9hG4bKs' + fnv1a(msg.topViaBranch ?? msg.callId).toString(36)
-    ed.prependHeader('Via', `SIP/2.0/${listener.spec.proto === 'tcp' ? 'TCP' : 'UDP'} ${listener.hostport};branch=${branch}`)
+    ed.prependHeader('Via', viaValue(listener, branch))
     this.transports.send(ed.toBuffer(), target, listener)
   }
 
@@ -1058,6 +1090,10 @@ function isDialogCreating(method: string): boolean {
 function isFrom(source: Peer, internal: Peer, external: Peer): boolean {
   if (source.address !== internal.address) return false
   return !(source.address === external.address && source.port === external.port && source.port !== internal.port)
+}
+
+function viaValue(l: Listener, branch: string): string {
+  return `SIP/2.0/${l.spec.proto === 'tcp' ? 'TCP' : 'UDP'} ${l.hostport};branch=${branch}`
 }
 
 function recordRoute(l: Listener, token: string): string {

@@ -120,14 +120,17 @@ export class ClientTx implements WheelTimer {
   timeoutAt = 0
   cancelPending = false
   ackForNon2xx: Buffer | undefined
+  /** A large request sent over TCP (RFC 3261 §18.1.1) keeps its UDP copy in case TCP is refused. */
+  udpFallback: { out: Buffer; listener: Listener; target: Peer } | undefined
 
   constructor(
     readonly branch: string,
     readonly method: string,
     readonly server: ServerTx | undefined,
     readonly backend: Backend | undefined,
-    readonly target: Peer,
-    readonly listener: Listener,
+    /** Where the request went; changes once if a TCP attempt falls back to UDP. */
+    public target: Peer,
+    public listener: Listener,
     private readonly fire: (tx: ClientTx, now: number) => void,
   ) {}
 
