@@ -442,12 +442,8 @@ export class Proxy {
     const msg = inb.msg
     const method = msg.method
     const ruriIsOwn = this.sides.isOwn(msg.uri.host, msg.uri.port)
-    if (side === 'public' && !ruriIsOwn && !route.token && !route.nextRoute) {
-      // Not for us and not in a dialog we know: never relay for the outside.
-      this.observer.refused('relay')
-      return this.replyTo(inb, 403, 'Forbidden')
-    }
-    if (side === 'public' && route.nextRoute) {
+    if (side === 'public' && (route.nextRoute || (!ruriIsOwn && !route.token))) {
+      // Routed past us, or not for us and not in a dialog we know: never relay for the outside.
       this.observer.refused('relay')
       return this.replyTo(inb, 403, 'Forbidden')
     }
