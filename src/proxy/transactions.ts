@@ -37,17 +37,21 @@ export const enumState = {
 } as const
 export type TxState = (typeof enumState)[keyof typeof enumState]
 
-/**
- * The transaction with the upstream peer that sent us a request. Matched by the top Via branch, sent-by
- * and method (RFC 3261 §17.2.3), or by the RFC 2543 fallback key.
- */
-export class ServerTx implements WheelTimer {
+/** The fields the timer wheel keeps on every transaction (one timer per transaction), and its state. */
+abstract class OnWheel implements WheelTimer {
   wheelSlot = -1
   wheelRounds = 0
   wheelNext: WheelTimer | null = null
   wheelPrev: WheelTimer | null = null
-
   state: TxState = enumState.trying
+  abstract onTimer(now: number): void
+}
+
+/**
+ * The transaction with the upstream peer that sent us a request. Matched by the top Via branch, sent-by
+ * and method (RFC 3261 §17.2.3), or by the RFC 2543 fallback key.
+ */
+export class ServerTx extends OnWheel {
   /** The request as received; released once a final response has been sent. */
   request: SipMessage | undefined
   lastResponse: Buffer | undefined
@@ -86,6 +90,7 @@ export class ServerTx implements WheelTimer {
     readonly side: Side,
     private readonly fire: (tx: ServerTx, now: number) => void,
   ) {
+    super()
     this.request = request
     this.responseDest = source
     this.startedAt = Date.now()
@@ -99,19 +104,13 @@ export class ServerTx implements WheelTimer {
     return this.source.proto === 'tcp'
   }
 
-  onTimer(now: number): void {
+  override onTimer(now: number): void {
     this.fire(this, now)
   }
 }
 
 /** The transaction with a downstream next hop (a backend, or a public peer for calls going out). */
-export class ClientTx implements WheelTimer {
-  wheelSlot = -1
-  wheelRounds = 0
-  wheelNext: WheelTimer | null = null
-  wheelPrev: WheelTimer | null = null
-
-  state: TxState = enumState.trying
+export class ClientTx extends OnWheel {
   /** Bytes sent, kept for retransmission (timers A/E) and to build CANCEL/ACK; dropped when final. */
   out: Buffer | undefined
   /** Next retransmission time (0 = none) and interval; timeout time (failover/timer B/F/C). */
@@ -132,7 +131,9 @@ export class ClientTx implements WheelTimer {
     public target: Peer,
     public listener: Listener,
     private readonly fire: (tx: ClientTx, now: number) => void,
-  ) {}
+  ) {
+    super()
+  }
 
   get isInvite(): boolean {
     return this.method === 'INVITE'
@@ -142,7 +143,7 @@ export class ClientTx implements WheelTimer {
     return this.target.proto === 'tcp'
   }
 
-  onTimer(now: number): void {
+  override onTimer(now: number): void {
     this.fire(this, now)
   }
 }
