@@ -132,7 +132,8 @@ export class Edge extends EventEmitter<EdgeEvents> {
     this.refreshBackendHosts()
     this.dispatcher.onChange = (b, what) => {
       if (what === 'added' || what === 'removed') this.refreshBackendHosts()
-      const level = what === 'health' && b.health === 'down' ? 'warn' : 'info'
+      // 'probing' comes and goes with single failed transactions: not worth a line at info.
+      const level = what !== 'health' ? 'info' : b.health === 'down' ? 'warn' : b.health === 'probing' ? 'debug' : 'info'
       this.log[level]({ backend: b.id, uri: b.uri, admin: b.admin, health: b.health, change: what }, 'backend changed')
       this.emit('backend', b, what)
     }
