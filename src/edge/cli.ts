@@ -167,7 +167,7 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
         return
       }
       stopping = true
-      log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'draining: new calls get 503, waiting for dialogs and transactions')
+      log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutdown requested')
       // The edge enforces shutdownTimeoutMs; this guard only catches a shutdown that hangs anyway.
       const guard = setTimeout(() => {
         log.error('shutdown did not finish in time, exiting')
