@@ -106,27 +106,24 @@ export function buildResponse(req: SipMessage, status: number, reason?: string,
 
 /** CANCEL for an INVITE as sent on one branch (§9.1): same R-URI, top Via, Route, From, To, Call-ID, CSeq number. */
 export function buildCancel(invite: SipMessage): Buffer {
-  let head = 'CANCEL ' + invite.requestUri + ' SIP/2.0\r\n'
-  head += 'Via: ' + invite.via.raw + '\r\n' // only the top element: the branch being cancelled
-  head += 'Max-Forwards: 70\r\n'
-  head += copyAll(invite, H.Route)
-  head += copyFirst(invite, H.From)
-  head += copyFirst(invite, H.To)
-  head += copyFirst(invite, H.CallId)
-  head += 'CSeq: ' + invite.cseq.seq + ' CANCEL\r\n'
-  return finish(head)
+  return sameBranch('CANCEL', invite, invite)
 }
 
 /** ACK for a non-2xx final response (§17.1.1.3): To from the response (its tag), rest from the INVITE. */
 export function buildAck(invite: SipMessage, response: SipMessage): Buffer {
-  let head = 'ACK ' + invite.requestUri + ' SIP/2.0\r\n'
-  head += 'Via: ' + invite.via.raw + '\r\n'
+  return sameBranch('ACK', invite, response)
+}
+
+/** A request on the INVITE's own branch (CANCEL, non-2xx ACK): its top Via only, To taken from `toFrom`. */
+function sameBranch(method: string, invite: SipMessage, toFrom: SipMessage): Buffer {
+  let head = method + ' ' + invite.requestUri + ' SIP/2.0\r\n'
+  head += 'Via: ' + invite.via.raw + '\r\n' // only the top element: the branch concerned
   head += 'Max-Forwards: 70\r\n'
   head += copyAll(invite, H.Route)
   head += copyFirst(invite, H.From)
-  head += copyFirst(response, H.To)
+  head += copyFirst(toFrom, H.To)
   head += copyFirst(invite, H.CallId)
-  head += 'CSeq: ' + invite.cseq.seq + ' ACK\r\n'
+  head += 'CSeq: ' + invite.cseq.seq + ' ' + method + '\r\n'
   return finish(head)
 }
 

@@ -1,13 +1,8 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { frameStream, skipKeepAlives, parseMessage, SipParseError } from '../../src/sip/index.js'
+import { throwsStatus } from './fixtures/throws.js'
 
-/** Asserts fn throws a SipParseError with this status (and nothing else). */
-function throwsStatus(t: { ok(...args: any[]): unknown }, fn: () => unknown, status: number, msg?: string): void {
-  let err: unknown
-  try { fn() } catch (e) { err = e }
-  t.ok(err instanceof SipParseError && err.status === status, (msg ?? 'throws') + ` (want SipParseError ${status}, got ${String(err)})`)
-}
 
 
 const invite = readFileSync(new URL('../../bench/fixtures/invite.sip', import.meta.url))
