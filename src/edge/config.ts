@@ -41,8 +41,11 @@ export interface EdgeConfig {
   secret: string
   etcd?: EtcdConfig
   probe: { intervalMs: number; timeoutMs: number; failThreshold: number; okThreshold: number; enabled: boolean }
-  /** inviteTimeoutMs: no provisional from a backend within this -> try the next one (Kamailio fr_timer). */
-  failover: { maxTries: number; inviteTimeoutMs: number; codes: number[] }
+  /**
+   * inviteTimeoutMs: no provisional from a backend within this -> try the next one (Kamailio fr_timer).
+   * timerCMs: a ringing call with no new provisional for this long is cancelled (RFC 3261 timer C, > 3 min).
+   */
+  failover: { maxTries: number; inviteTimeoutMs: number; codes: number[]; timerCMs: number }
   /** Outbound gateway URI for calls from backends to the outside. */
   trunk?: string
   /** CIDRs allowed to send calls outward (besides the internal side). */
@@ -81,7 +84,7 @@ export const DEFAULT_CONFIG: EdgeConfig = deepFreeze({
   setAlgorithms: {},
   secret: '',
   probe: { intervalMs: 5000, timeoutMs: 2000, failThreshold: 3, okThreshold: 2, enabled: true },
-  failover: { maxTries: 3, inviteTimeoutMs: 2000, codes: [408, 500, 503] },
+  failover: { maxTries: 3, inviteTimeoutMs: 2000, codes: [408, 500, 503], timerCMs: 181000 },
   trustedNetworks: [],
   allowPublic: [],
   denyPublic: [],
@@ -297,6 +300,7 @@ const SCHEMA: Record<string, Field> = {
       maxTries: { kind: 'int', min: 1, max: 16 },
       inviteTimeoutMs: { kind: 'int', min: 100, max: 180_000 },
       codes: { kind: 'int-list', min: 300, max: 699 },
+      timerCMs: { kind: 'int', min: 1000, max: 86_400_000 },
     },
   },
   trunk: { kind: 'string', optional: true, check: checkTrunk },
@@ -409,6 +413,7 @@ export const FLAGS: readonly FlagSpec[] = [
   flag('failover-max-tries', 'failover.maxTries', 'backends tried per INVITE', { arg: 'N' }),
   flag('failover-invite-timeout-ms', 'failover.inviteTimeoutMs', 'no provisional within this -> next backend', { arg: 'MS' }),
   flag('failover-codes', 'failover.codes', 'final responses that trigger failover', { arg: 'CODES' }),
+  flag('failover-timer-c-ms', 'failover.timerCMs', 'ringing call cancelled after this long without a new provisional (timer C)', { arg: 'MS' }),
   flag('trunk', 'trunk', 'outbound gateway URI for calls from backends', { arg: 'URI' }),
   flag('trusted-network', 'trustedNetworks', 'CIDR allowed to send calls outward', { arg: 'CIDR', env: 'SIPEDGE_TRUSTED_NETWORKS' }),
   flag('allow-public', 'allowPublic', 'CIDR allowed on the public side (default all)', { arg: 'CIDR' }),

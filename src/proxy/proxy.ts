@@ -24,7 +24,8 @@ import { TimerWheel } from './timer_wheel.js'
 import { RateLimiter, SourceFilter } from './guard.js'
 import { LogOnce } from '../edge/logger.js'
 import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
-import { ClientTx, ServerTx, FR_TIMER, T1, T2, T4, TIMER_B, TIMER_C, WAIT, enumState, serverKey } from './transactions.js'
+import { ClientTx, ServerTx, FR_TIMER, T1, T2, T4, TIMER_B, TIMER_C, TIMER_L, WAIT, enumState, serverKey } from './transactions.js'
+import { fillReceived } from './via_received.js'
 
 /** Counters the edge exposes as metrics; every method is called on the hot path, so keep them cheap. */
 export interface ProxyObserver {
@@ -53,7 +54,8 @@ export interface ProxyOptions {
   secret: string
   /** Backend set for new calls from the public side when no hook chooses one. */
   defaultSet?: string
-  failover?: { maxTries?: number; inviteTimeoutMs?: number; codes?: readonly number[] }
+  /** timerCMs: a ringing INVITE branch is CANCELled after this long without a new provisional (default 181 s). */
+  failover?: { maxTries?: number; inviteTimeoutMs?: number; codes?: readonly number[]; timerCMs?: number }
   maxTransactions?: number
   maxDialogs?: number
   dialogTtlS?: number
@@ -90,6 +92,9 @@ export class Proxy {
   private readonly clients = new Map<string, ClientTx>()
   private readonly maxTries: number
   private readonly inviteTimeoutMs: number
+  private readonly timerCMs: number
+  /** Server transactions in the accepted state (answered 2xx): kept 64*T1, but not work in progress. */
+  private acceptedServers = 0
   private readonly failoverCodes: ReadonlySet<number>
   private readonly maxTransactions: number
   private readonly defaultSet: string
@@ -115,6 +120,7 @@ export class Proxy {
     this.tokens = new TokenCodec(opts.secret)
     this.maxTries = opts.failover?.maxTries ?? 3
     this.inviteTimeoutMs = opts.failover?.inviteTimeoutMs ?? 2000
+    this.timerCMs = opts.failover?.timerCMs ?? TIMER_C
     this.failoverCodes = new Set(opts.failover?.codes ?? [408, 500, 503])
     this.maxTransactions = opts.maxTransactions ?? 200_000
     this.defaultSet = opts.defaultSet ?? 'default'
@@ -151,7 +157,7 @@ export class Proxy {
 
   /** Calls still being set up or carried (for draining). */
   get busy(): number {
-    return this.dialogs.size + this.servers.size
+    return this.dialogs.size + this.servers.size - this.acceptedServers
   }
 
   // ---------------------------------------------------------------- inbound entry points (transport handlers)
@@ -168,7 +174,7 @@ export class Proxy {
         this.once.warn('bad:' + inb.source.address, { err: err.message, src: inb.source.address, status: err.status }, 'bad message')
         if (inb.msg.isRequest && inb.msg.method !== 'ACK') {
           try {
-            this.replyTo(inb, err.status, shortReason(err))
+            this.replyTo(inb, err.status, shortReason(err), err.headers)
           } catch {
             // Not even a response can be built from it: drop.
           }
@@ -224,6 +230,10 @@ export class Proxy {
   handleSendError(_err: Error, dest: Peer): void {
     for (const ct of this.clients.values()) {
       if (ct.state !== enumState.trying || ct.target.port !== dest.port || ct.target.address !== dest.address) continue
+      if (ct.abandoned) {
+        this.completeClient(ct)
+        continue
+      }
       const fallback = ct.udpFallback
       if (fallback && dest.proto === 'tcp') {
         // The next hop takes no TCP: send the UDP copy of the same branch and go on with UDP timers.
@@ -275,7 +285,7 @@ export class Proxy {
       this.observer.refused('loop')
       return this.replyTo(inb, 482, 'Loop Detected')
     }
-    if (this.servers.size >= this.maxTransactions) {
+    if (this.servers.size - this.acceptedServers >= this.maxTransactions) {
       this.observer.refused('overload')
       return this.replyTo(inb, 503, 'Service Unavailable', [['Retry-After', '5']])
     }
@@ -399,7 +409,8 @@ export class Proxy {
     if (route.callId !== undefined) ed.setHeader(H.CallId, route.callId)
     for (const r of route.popped) ed.removeElement(r)
     const mf = msg.maxForwards
-    ed.setMaxForwards(mf === undefined ? 69 : Math.min(mf, 256) - 1)
+    // RFC 3261 §16.6 step 3: a request without Max-Forwards gets one, 70.
+    ed.setMaxForwards(mf === undefined ? 70 : Math.min(mf, 256) - 1)
   }
 
   private forwardInDialog(inb: Inbound, side: Side, route: RouteState, key: string): void {
@@ -432,6 +443,8 @@ export class Proxy {
     route.callId = this.crossCallId(msg, outSide, t?.outbound ?? false)
     const st = this.newServerTx(inb, side, key)
     if (route.callId && outSide === 'internal') st.maskedCallId = true
+    // §17.2.1 / §16.2: a re-INVITE gets its 100 Trying from the edge, or the sender retransmits until the far end rings.
+    if (msg.method === 'INVITE') this.sendProvisional(st, 100, 'Trying')
     this.sendDownstream(st, inb, outSide, target, route, undefined)
     if (msg.method === 'BYE') this.dialogs.end(outSide === 'internal' && route.callId ? route.callId : msg.callId)
   }
@@ -525,6 +538,7 @@ export class Proxy {
 
     const leavingInside = st.side === 'internal' && outSide === 'public'
     if (leavingInside) this.hideInternal(msg, ed, st, listener, target)
+    else fillReceived(msg, ed, inb.source)
 
     const method = st.method
     if (isDialogCreating(method) && msg.toTag === undefined) {
@@ -708,6 +722,7 @@ export class Proxy {
     this.replyTo(inb, 200, 'OK')
     if (st.lastStatus >= 200 || st.cancelled) return
     st.cancelled = true
+    if (msg.has(H.Reason)) st.cancelReasons = msg.getHeaders(H.Reason)
     const ct = st.client
     if (!ct) return
     // RFC 3261 §9.1: CANCEL only once the branch sent a provisional response; until then, hold it.
@@ -718,11 +733,18 @@ export class Proxy {
   private sendCancel(ct: ClientTx): void {
     if (!ct.out) return
     const invite = parseMessage(ct.out)
-    this.transports.send(buildCancel(invite), ct.target, ct.listener)
+    this.transports.send(buildCancel(invite, ct.server?.cancelReasons), ct.target, ct.listener)
     ct.cancelPending = false
+    ct.cancelSent = true
     // If the backend never answers the CANCEL with a 487, timer C / B ends the INVITE with a 487 upstream.
     ct.timeoutAt = Date.now() + 64 * T1
     this.armClient(ct, Date.now())
+  }
+
+  /** §16.7 step 10: a 2xx on one branch ends the others: CANCEL now if it rang, else as soon as it does. */
+  private cancelBranch(ct: ClientTx): void {
+    if (ct.state === enumState.proceeding && !ct.cancelSent) this.sendCancel(ct)
+    else if (ct.state === enumState.trying) ct.cancelPending = true
   }
 
   // ---------------------------------------------------------------- responses
@@ -753,13 +775,24 @@ export class Proxy {
     }
 
     if (status < 200) {
+      if (ct.abandoned) {
+        // A branch given up on rings after all: the CANCEL held back for it goes now (§9.1); nothing goes upstream.
+        ct.state = enumState.proceeding
+        if (ct.cancelPending) this.sendCancel(ct)
+        return
+      }
+      const now = Date.now()
       if (ct.state === enumState.trying) {
         ct.state = enumState.proceeding
         ct.retransAt = 0
         // After a provisional, the call is alive on this backend: no more failover, timer C bounds the wait.
-        ct.timeoutAt = Date.now() + (ct.isInvite ? TIMER_C : TIMER_B)
-        this.armClient(ct, Date.now())
+        ct.timeoutAt = now + (ct.isInvite ? this.timerCMs : TIMER_B)
+        this.armClient(ct, now)
         if (ct.backend) this.dispatcher.reportSuccess(ct.backend)
+      } else if (status > 100 && ct.isInvite && !ct.cancelSent) {
+        // §16.7 step 2: every provisional above 100 restarts timer C (announcements and queues ring for minutes).
+        ct.timeoutAt = now + this.timerCMs
+        this.armClient(ct, now)
       }
       if (ct.cancelPending) this.sendCancel(ct)
       if (status === 100 || !st || st.lastStatus >= 200) return
@@ -773,11 +806,18 @@ export class Proxy {
       if (ct.isInvite) {
         ct.state = enumState.accepted
         ct.out = undefined
-        this.wheel.arm(ct, WAIT) // keep the branch for 2xx retransmissions, then forget it
-        if (st) this.callEstablished(st, ct)
+        ct.udpFallback = undefined
+        // RFC 6026 timer M: keep the branch for the 2xx retransmissions, then forget it.
+        this.wheel.arm(ct, TIMER_L)
+        if (st) {
+          this.callEstablished(st, ct)
+          // §16.7 step 10: the call is answered here; a branch still pending elsewhere is cancelled.
+          if (st.client && st.client !== ct && st.client.state < enumState.completed) this.cancelBranch(st.client)
+        }
       } else {
         this.completeClient(ct)
       }
+      // §16.7 step 5: a 2xx is relayed at once, whichever branch it comes from, even after another final response.
       if (st) this.relayResponse(st, ct, msg)
       return
     }
@@ -788,7 +828,8 @@ export class Proxy {
       this.transports.send(ct.ackForNon2xx, ct.target, ct.listener)
     }
     this.completeClient(ct)
-    if (!st || st.lastStatus >= 200) return
+    // An abandoned branch's final answer (the 487 to our CANCEL, most often) ends with our ACK.
+    if (!st || st.lastStatus >= 200 || st.client !== ct) return
     if (ct.backend && this.failoverCodes.has(status) && st.set !== undefined && !st.cancelled) {
       this.dispatcher.reportFailure(ct.backend, String(status))
       this.rememberBest(st, msg)
@@ -799,6 +840,11 @@ export class Proxy {
     this.relayResponse(st, ct, msg)
   }
 
+  /**
+   * A 2xx whose branch is gone (after 64*T1, or another edge's, or from before a restart): relayed by the next
+   * Via (§16.7, §18.2.2 with the received/rport the edge filled in), with the topology hiding of the stateful
+   * path when it leaves a backend for the public side.
+   */
   private forwardStateless(inb: Inbound, msg: SipMessage): void {
     const vias = msg.vias
     const next = vias[1]
@@ -809,7 +855,16 @@ export class Proxy {
     // It goes back the way the request came: out of the other side in the two-sided setup.
     const listener = this.sides.listenerFor(inb.listener.spec.side === 'internal' ? 'public' : 'internal', proto)
     if (!listener) return
-    this.transports.send(msg.edit().removeTopVia().toBuffer(), { proto, address, port }, listener)
+    const dest: Peer = { proto, address, port }
+    const ed = msg.edit().removeTopVia()
+    if (this.sides.sideOf(inb.listener, inb.source) === 'internal' && this.sides.sideOf(listener, dest) === 'public') {
+      if (msg.has(H.Contact) && !msg.contactStar && msg.contacts[0]) {
+        ed.setHeader(H.Contact, this.contactAlias(msg.contacts[0], inb.source, listener))
+      }
+      this.trimRecordRoute(msg, ed, 'public')
+      this.scrubInternal(msg, ed)
+    }
+    this.transports.send(ed.toBuffer(), dest, listener)
   }
 
   private rememberBest(st: ServerTx, msg: SipMessage): void {
@@ -938,16 +993,23 @@ export class Proxy {
       st.lastStatus = status
       return
     }
+    // Accepted already: further 2xx (retransmissions, another branch's answer) only pass through.
+    if (st.state === enumState.accepted) return
     if (st.lastStatus >= 200 && !(status < 300 && st.isInvite)) return
     st.lastStatus = status
     st.lastResponse = out
+    st.hookEdit = undefined
+    st.bestResponse = undefined
+    st.tried = undefined
     this.wheel.disarm(st)
     if (st.isInvite && status < 300) {
-      // Accepted: absorb retransmitted INVITEs for 64*T1, let the end-to-end 2xx retransmissions through.
+      // Accepted (RFC 6026 timer L, 64*T1): absorb retransmitted INVITEs, let the end-to-end 2xx
+      // retransmissions through on this transaction's path. Only the addressing fields are kept.
       st.state = enumState.accepted
+      this.acceptedServers++
       st.request = undefined
       st.lastResponse = undefined
-      this.wheel.arm(st, WAIT)
+      this.wheel.arm(st, TIMER_L)
     } else if (st.isInvite) {
       st.state = enumState.completed
       st.request = undefined
@@ -959,7 +1021,8 @@ export class Proxy {
       st.request = undefined
       this.wheel.arm(st, st.reliable ? 0 : WAIT) // timer J
     }
-    if (st.client && st.client.state < enumState.completed && status >= 300) this.completeClient(st.client)
+    // A branch left pending ends with the answer, unless abandoned: that one still owes a CANCEL or an ACK.
+    if (st.client && st.client.state < enumState.completed && !st.client.abandoned && status >= 300) this.completeClient(st.client)
   }
 
   private onServerTimer(st: ServerTx, now: number): void {
@@ -970,7 +1033,9 @@ export class Proxy {
       this.wheel.arm(st, st.retransMs)
       return
     }
+    if (st.state === enumState.accepted) this.acceptedServers--
     this.servers.delete(st.key)
+    st.state = enumState.terminated
     st.client = undefined
   }
 
@@ -996,10 +1061,24 @@ export class Proxy {
       return
     }
     if (now >= ct.timeoutAt) {
-      if (ct.state === enumState.proceeding && ct.isInvite && !ct.cancelPending && ct.server && !ct.server.cancelled) {
-        // Timer C fired on a ringing call: cancel it downstream, answer 408 upstream.
+      if (ct.abandoned) {
+        // Timer B (or the CANCEL's own bound) on a branch nobody waits for any more.
+        this.completeClient(ct)
+        return
+      }
+      if (ct.isInvite && ct.state === enumState.proceeding && !ct.cancelSent) {
+        // Timer C (§16.8): CANCEL the ringing branch and answer 408 upstream; the branch stays to ACK the
+        // 487 that answers the CANCEL (§17.1.1.3) or to pass a 2xx that crossed it.
         this.sendCancel(ct)
-        this.clientFailed(ct, 'timer C', 408)
+        this.abandon(ct, now)
+        this.branchFailed(ct, 'timer C', 408, false)
+        return
+      }
+      if (ct.isInvite && ct.state === enumState.trying && ct.backend) {
+        // Failover timer: the backend may still answer. No CANCEL before a provisional (§9.1): it waits for one.
+        ct.cancelPending = true
+        this.abandon(ct, now)
+        this.branchFailed(ct, 'timeout', 408, true)
         return
       }
       this.clientFailed(ct, ct.state === enumState.trying ? 'timeout' : 'no final response', 408)
@@ -1008,13 +1087,32 @@ export class Proxy {
     this.armClient(ct, now)
   }
 
+  /** Detach a pending INVITE branch from its server transaction's wait; it lives on until timer B. */
+  private abandon(ct: ClientTx, now: number): void {
+    ct.abandoned = true
+    ct.retransAt = 0
+    if (!ct.cancelSent) ct.timeoutAt = now + TIMER_B
+    this.armClient(ct, now)
+  }
+
   /** The branch produced no usable answer (timeout or transport error): fail over or answer upstream. */
   private clientFailed(ct: ClientTx, why: string, status: number): void {
-    const st = ct.server
     const wasTrying = ct.state === enumState.trying
     this.completeClient(ct)
-    if (!st || st.lastStatus >= 200) return
+    this.branchFailed(ct, why, status, wasTrying)
+  }
+
+  /** What the server transaction does when its current branch failed: the next backend, or a final response. */
+  private branchFailed(ct: ClientTx, why: string, status: number, wasTrying: boolean): void {
+    const st = ct.server
+    if (!st || st.lastStatus >= 200 || st.client !== ct) return
     if (st.cancelled) return this.finalLocal(st, 487, 'Request Terminated')
+    if (status === 408 && !st.isInvite) {
+      // RFC 4320 §4.2: no 408 to a non-INVITE request. Its sender gave up at the same moment (timer F), so
+      // neither another backend nor any answer would reach it: the transaction just ends.
+      if (ct.backend) this.dispatcher.reportFailure(ct.backend, why)
+      return this.dropServer(st)
+    }
     if (ct.backend) {
       this.dispatcher.reportFailure(ct.backend, why)
       if (wasTrying && st.set !== undefined) {
@@ -1026,6 +1124,15 @@ export class Proxy {
     }
     if (st.method === 'ACK') return
     this.finalLocal(st, status, status === 408 ? 'Request Timeout' : 'Service Unavailable')
+  }
+
+  private dropServer(st: ServerTx): void {
+    this.wheel.disarm(st)
+    this.servers.delete(st.key)
+    st.state = enumState.terminated
+    st.request = undefined
+    st.hookEdit = undefined
+    st.client = undefined
   }
 
   private completeClient(ct: ClientTx): void {
@@ -1057,6 +1164,7 @@ export class Proxy {
     for (const ct of this.clients.values()) this.wheel.disarm(ct)
     this.servers.clear()
     this.clients.clear()
+    this.acceptedServers = 0
     this.dialogs.clear()
   }
 }
