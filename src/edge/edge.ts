@@ -74,6 +74,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
         this.stats.sendError(0)
         this.proxy.handleSendError(err, dest)
       },
+      keepOpen: (peer: Peer) => this.proxy?.dialogs.usesFlow(peer) ?? false,
     }
     this.transports = new Transports(specs, handlers, {
       maxMessageSize: config.limits.maxMessageSize,

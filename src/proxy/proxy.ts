@@ -93,8 +93,9 @@ export class Proxy {
   private readonly maxTries: number
   private readonly inviteTimeoutMs: number
   private readonly timerCMs: number
-  /** Server transactions in the accepted state (answered 2xx): kept 64*T1, but not work in progress. */
+  /** Transactions in the accepted state (INVITE answered 2xx): kept 64*T1, but not work in progress. */
   private acceptedServers = 0
+  private acceptedClients = 0
   private readonly failoverCodes: ReadonlySet<number>
   private readonly maxTransactions: number
   private readonly defaultSet: string
@@ -153,6 +154,11 @@ export class Proxy {
 
   get transactionCount(): number {
     return this.servers.size + this.clients.size
+  }
+
+  /** Transactions still at work: those an answered INVITE keeps for its 2xx retransmissions excluded. */
+  get activeTransactionCount(): number {
+    return this.transactionCount - this.acceptedServers - this.acceptedClients
   }
 
   /** Calls still being set up or carried (for draining). */
@@ -805,6 +811,7 @@ export class Proxy {
     if (status < 300) {
       if (ct.isInvite) {
         ct.state = enumState.accepted
+        this.acceptedClients++
         ct.out = undefined
         ct.udpFallback = undefined
         // RFC 6026 timer M: keep the branch for the 2xx retransmissions, then forget it.
@@ -1048,6 +1055,7 @@ export class Proxy {
 
   private onClientTimer(ct: ClientTx, now: number): void {
     if (ct.state >= enumState.completed) {
+      if (ct.state === enumState.accepted) this.acceptedClients--
       this.clients.delete(ct.branch)
       ct.state = enumState.terminated
       return
@@ -1165,6 +1173,7 @@ export class Proxy {
     this.servers.clear()
     this.clients.clear()
     this.acceptedServers = 0
+    this.acceptedClients = 0
     this.dialogs.clear()
   }
 }
