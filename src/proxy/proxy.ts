@@ -774,8 +774,9 @@ export class Proxy {
     if (ct.state >= enumState.completed) {
       if (ct.state === enumState.completed && ct.isInvite && status >= 300 && ct.ackForNon2xx) {
         this.transports.send(ct.ackForNon2xx, ct.target, ct.listener) // response retransmitted: our ACK got lost
-      } else if (ct.state === enumState.accepted && status < 300 && status >= 200 && st) {
-        this.relayResponse(st, ct, msg) // 2xx retransmission: pass it on, end to end (RFC 6026)
+      } else if (ct.isInvite && status < 300 && status >= 200 && st) {
+        // A 2xx retransmission (RFC 6026), or a 2xx on a branch already finished otherwise: pass it on, end to end.
+        this.relayResponse(st, ct, msg)
       }
       return
     }
@@ -1000,8 +1001,8 @@ export class Proxy {
       st.lastStatus = status
       return
     }
-    // Accepted already: further 2xx (retransmissions, another branch's answer) only pass through.
-    if (st.state === enumState.accepted) return
+    // Accepted already (or forgotten): further 2xx (retransmissions, another branch's answer) only pass through.
+    if (st.state >= enumState.accepted) return
     if (st.lastStatus >= 200 && !(status < 300 && st.isInvite)) return
     st.lastStatus = status
     st.lastResponse = out
@@ -1041,7 +1042,7 @@ export class Proxy {
       return
     }
     if (st.state === enumState.accepted) this.acceptedServers--
-    this.servers.delete(st.key)
+    if (this.servers.get(st.key) === st) this.servers.delete(st.key)
     st.state = enumState.terminated
     st.client = undefined
   }
