@@ -26,6 +26,7 @@ import { LogOnce } from '../edge/logger.js'
 import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
 import { ClientTx, ServerTx, FR_TIMER, T1, T2, T4, TIMER_B, TIMER_C, TIMER_L, WAIT, enumState, serverKey } from './transactions.js'
 import { fillReceived } from './via_received.js'
+import { RecentSet } from './recent_set.js'
 
 /** Counters the edge exposes as metrics; every method is called on the hot path, so keep them cheap. */
 export interface ProxyObserver {
@@ -93,9 +94,12 @@ export class Proxy {
   private readonly maxTries: number
   private readonly inviteTimeoutMs: number
   private readonly timerCMs: number
-  /** Transactions in the accepted state (INVITE answered 2xx): kept 64*T1, but not work in progress. */
-  private acceptedServers = 0
-  private acceptedClients = 0
+  /**
+   * RFC 6026 timer L, past the 5 s hold of the full transaction: the keys of answered INVITEs, so that a copy
+   * retransmitted late is absorbed rather than taken for a new call. Their 2xx retransmissions meanwhile
+   * go by the Vias (received/rport filled in, topology hidden): see forwardStateless.
+   */
+  private readonly answered = new RecentSet(TIMER_L - WAIT)
   private readonly failoverCodes: ReadonlySet<number>
   private readonly maxTransactions: number
   private readonly defaultSet: string
@@ -156,14 +160,9 @@ export class Proxy {
     return this.servers.size + this.clients.size
   }
 
-  /** Transactions still at work: those an answered INVITE keeps for its 2xx retransmissions excluded. */
-  get activeTransactionCount(): number {
-    return this.transactionCount - this.acceptedServers - this.acceptedClients
-  }
-
   /** Calls still being set up or carried (for draining). */
   get busy(): number {
-    return this.dialogs.size + this.servers.size - this.acceptedServers
+    return this.dialogs.size + this.servers.size
   }
 
   // ---------------------------------------------------------------- inbound entry points (transport handlers)
@@ -281,6 +280,7 @@ export class Proxy {
     const key = serverKey(msg, method)
     const existing = this.servers.get(key)
     if (existing) return this.onRetransmission(existing, inb)
+    if (method === 'INVITE' && this.answered.has(key, Date.now())) return this.observer.retransmission()
 
     const mf = msg.maxForwards
     if (mf === 0) {
@@ -291,7 +291,7 @@ export class Proxy {
       this.observer.refused('loop')
       return this.replyTo(inb, 482, 'Loop Detected')
     }
-    if (this.servers.size - this.acceptedServers >= this.maxTransactions) {
+    if (this.servers.size >= this.maxTransactions) {
       this.observer.refused('overload')
       return this.replyTo(inb, 503, 'Service Unavailable', [['Retry-After', '5']])
     }
@@ -812,11 +812,9 @@ export class Proxy {
     if (status < 300) {
       if (ct.isInvite) {
         ct.state = enumState.accepted
-        this.acceptedClients++
         ct.out = undefined
         ct.udpFallback = undefined
-        // RFC 6026 timer M: keep the branch for the 2xx retransmissions, then forget it.
-        this.wheel.arm(ct, TIMER_L)
+        this.wheel.arm(ct, WAIT) // keep the branch for 2xx retransmissions, then forget it (they go by the Vias)
         if (st) {
           this.callEstablished(st, ct)
           // §16.7 step 10: the call is answered here; a branch still pending elsewhere is cancelled.
@@ -849,9 +847,10 @@ export class Proxy {
   }
 
   /**
-   * A 2xx whose branch is gone (after 64*T1, or another edge's, or from before a restart): relayed by the next
-   * Via (§16.7, §18.2.2 with the received/rport the edge filled in), with the topology hiding of the stateful
-   * path when it leaves a backend for the public side.
+   * A 2xx whose branch is gone (a retransmission after the 5 s hold, another edge's, or from before a restart):
+   * relayed by the next Via (§16.7, §18.2.2 with the received/rport the edge filled in), with the topology
+   * hiding of the stateful path when it leaves a backend for the public side. Requests from inside left with
+   * the edge's Via alone: their responses cannot be relayed without the transaction.
    */
   private forwardStateless(inb: Inbound, msg: SipMessage): void {
     const vias = msg.vias
@@ -871,6 +870,8 @@ export class Proxy {
       }
       this.trimRecordRoute(msg, ed, 'public')
       this.scrubInternal(msg, ed)
+      // In a dialog a backend placed (a carrier's re-INVITE answered), the Call-ID is masked outside.
+      if (this.opts.maskCallId && this.dialogs.get(msg.callId)?.direction === 'out') ed.setHeader(H.CallId, this.tokens.maskCallId(msg.callId))
     }
     this.transports.send(ed.toBuffer(), dest, listener)
   }
@@ -1011,13 +1012,12 @@ export class Proxy {
     st.tried = undefined
     this.wheel.disarm(st)
     if (st.isInvite && status < 300) {
-      // Accepted (RFC 6026 timer L, 64*T1): absorb retransmitted INVITEs, let the end-to-end 2xx
-      // retransmissions through on this transaction's path. Only the addressing fields are kept.
+      // Accepted (RFC 6026): absorb retransmitted INVITEs, let the end-to-end 2xx retransmissions through;
+      // after WAIT, only the key stays, in `answered`, for the rest of timer L.
       st.state = enumState.accepted
-      this.acceptedServers++
       st.request = undefined
       st.lastResponse = undefined
-      this.wheel.arm(st, TIMER_L)
+      this.wheel.arm(st, WAIT)
     } else if (st.isInvite) {
       st.state = enumState.completed
       st.request = undefined
@@ -1041,7 +1041,7 @@ export class Proxy {
       this.wheel.arm(st, st.retransMs)
       return
     }
-    if (st.state === enumState.accepted) this.acceptedServers--
+    if (st.state === enumState.accepted) this.answered.add(st.key, now)
     if (this.servers.get(st.key) === st) this.servers.delete(st.key)
     st.state = enumState.terminated
     st.client = undefined
@@ -1056,7 +1056,6 @@ export class Proxy {
 
   private onClientTimer(ct: ClientTx, now: number): void {
     if (ct.state >= enumState.completed) {
-      if (ct.state === enumState.accepted) this.acceptedClients--
       this.clients.delete(ct.branch)
       ct.state = enumState.terminated
       return
@@ -1173,8 +1172,7 @@ export class Proxy {
     for (const ct of this.clients.values()) this.wheel.disarm(ct)
     this.servers.clear()
     this.clients.clear()
-    this.acceptedServers = 0
-    this.acceptedClients = 0
+    this.answered.clear()
     this.dialogs.clear()
   }
 }

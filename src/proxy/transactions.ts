@@ -23,9 +23,10 @@ export const FR_TIMER = TIMER_B
 /** Timer C: how long an INVITE may stay in proceeding without a new provisional (RFC: > 3 min), by default. */
 export const TIMER_C = 181_000
 /**
- * RFC 6026 timers L and M: an INVITE answered 2xx stays "accepted" this long, so that retransmitted INVITEs
- * are absorbed and the UAS's 2xx retransmissions (end to end, for up to 64*T1) keep the stateful path:
- * the caller's real address and the topology hiding. Nothing but a few fields is held in that state.
+ * RFC 6026 timer L: how long a proxy's INVITE answered 2xx stays "accepted", absorbing retransmitted INVITEs
+ * while the 2xx retransmissions pass. The edge keeps the full transaction for WAIT (the 2xx retransmissions
+ * of the first seconds take the stateful path), then only the transaction key (proxy.ts `answered`): a full
+ * transaction held 32 s costs ~1 KB of heap per call, ~300 MB at 9,000 calls/s.
  */
 export const TIMER_L = 64 * T1
 

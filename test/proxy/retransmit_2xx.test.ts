@@ -1,9 +1,9 @@
 // A UAS retransmits its 2xx until the ACK comes, for up to 64*T1 (RFC 3261 §13.3.1.4); RFC 6026 keeps the
-// proxy's INVITE transactions "accepted" that long (timers L and M) so that those retransmissions are
-// forwarded, and retransmitted INVITEs absorbed. RFC 3581 §4 has the server note the real source of a
-// request in the Via (received, rport) so that responses reach a client behind NAT even when relayed from the
-// Vias alone. The caller here is NATed: its Via names 127.0.18.99 (a decoy socket) while it sends from
-// 127.0.18.20.
+// proxy's answered INVITE "accepted" that long (timer L) so that those retransmissions are forwarded and
+// retransmitted INVITEs absorbed. The edge holds the full transaction 5 s, then relays 2xx retransmissions by
+// the Vias alone and remembers only the transaction key. Relaying by the Vias works because RFC 3581 §4 has
+// the server note the real source of a request in the Via (received, rport). The caller here is NATed: its Via
+// names 127.0.x.99 (a decoy socket) while it sends from 127.0.x.20.
 import t from 'tap'
 import { parseMessage, type SipMessage } from '../../src/sip/index.js'
 import { startEdge } from '../helpers/edge.js'

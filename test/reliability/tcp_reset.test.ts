@@ -76,10 +76,9 @@ for (const outcome of ['486', '200+BYE'] as const) {
 
     // The answer comes 1.5 s after the reset; a finished transaction is kept 5 s (wt_timer): 12 s is ample
     // when the edge ends the server transaction on the failed send (RFC 3261 §17.2.4). Timer H (32 s) is the
-    // outer bound an edge waiting for an ACK that cannot come would still respect. INVITEs answered 2xx stay
-    // "accepted" for 64*T1 by design (RFC 6026), so they are not counted as left over.
-    const clean = (): number => (edge.proxy.activeTransactionCount === 0 && edge.proxy.dialogs.size === 0 ? Date.now() - resetAt : 0)
-    const left = (): string => `${edge.proxy.activeTransactionCount} transactions, ${edge.proxy.dialogs.size} dialogs`
+    // outer bound an edge waiting for an ACK that cannot come would still respect.
+    const clean = (): number => (edge.proxy.transactionCount === 0 && edge.proxy.dialogs.size === 0 ? Date.now() - resetAt : 0)
+    const left = (): string => `${edge.proxy.transactionCount} transactions, ${edge.proxy.dialogs.size} dialogs`
     let cleanMs = await waitFor(clean, { timeoutMs: 12_000, intervalMs: 50 }).catch(() => -1)
     t.ok(cleanMs > 0, `tables back to 0 soon after the failed send (${cleanMs} ms after the reset; ${left()} left after 12 s)`)
     if (cleanMs < 0) cleanMs = await waitFor(clean, { timeoutMs: 40_000 - (Date.now() - resetAt), intervalMs: 100 }).catch(() => -1)
