@@ -7,7 +7,6 @@ import {
   buildAck,
   buildCancel,
   buildResponse,
-  newBranch,
   newTag,
   parseMessage,
   validateRequest,
@@ -21,6 +20,7 @@ import { Sides, bareHost, hostport, peerFromUri, responseDestination } from './a
 import { DialogTable, type Dialog } from './dialogs.js'
 import type { ProxyHooks, RequestContext } from './hooks.js'
 import { TimerWheel } from './timer_wheel.js'
+import { branchCarries, loopBranch, loopHash } from './loop.js'
 import { RateLimiter, SourceFilter } from './guard.js'
 import { LogOnce } from '../edge/logger.js'
 import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
@@ -301,10 +301,13 @@ export class Proxy {
     }
   }
 
-  /** A Via with one of our own sent-by values and a branch made from the same request means a loop. */
+  /**
+   * RFC 3261 §16.3 step 4: a Via of ours whose branch carries the hash of this very request means a loop;
+   * a Via of ours with another hash means a spiral (new Request-URI or route), which is forwarded.
+   */
   private isLooped(msg: SipMessage): boolean {
-    // The edge always writes its Via as host:port of a listener; finding one in the Via lines means the
-    // request has been here. A byte search per Via line: no Via list is built for the common case.
+    // The edge always writes its Via as host:port of a listener. A byte search per Via line first: no Via
+    // list is built and nothing is hashed for the common case of a request that has not been here.
     const buf = msg.buf
     const own = this.sides.listeners
     for (let i = msg.indexOf(H.Via); i >= 0; i = msg.indexOf(H.Via, i + 1)) {
@@ -314,11 +317,24 @@ export class Proxy {
         const hp = own[k]!.hostport
         for (let at = buf.indexOf(hp, start, 'latin1'); at >= 0 && at + hp.length <= end; at = buf.indexOf(hp, at + 1, 'latin1')) {
           const next = at + hp.length < end ? buf[at + hp.length]! : 0
-          if (next < 48 || next > 57) return true // not followed by another digit of a longer port
+          if (next < 48 || next > 57) return this.ownBranchMatches(msg) // not followed by another digit of a longer port
         }
       }
     }
     return false
+  }
+
+  private ownBranchMatches(msg: SipMessage): boolean {
+    const hash36 = loopHash(msg, this.plainCallId(msg.callId)).toString(36)
+    for (const v of msg.vias) {
+      if (v.branch !== undefined && this.sides.isOwn(v.host, v.port) && branchCarries(v.branch, hash36)) return true
+    }
+    return false
+  }
+
+  /** The Call-ID a dialog has inside (a masked one unmasked), so that masking does not hide a loop. */
+  private plainCallId(callId: string): string {
+    return callId.startsWith(MASK_PREFIX) ? (this.tokens.unmaskCallId(callId) ?? callId) : callId
   }
 
   /**
@@ -541,7 +557,8 @@ export class Proxy {
         ed.prependHeader('Record-Route', recordRoute(listener, token))
       }
     }
-    const branch = newBranch()
+    // The branch carries the hash of the request as received (R-URI, Route, tags, Call-ID, CSeq): §16.6 step 8.
+    const branch = loopBranch(loopHash(msg, outSide === 'internal' && route.callId !== undefined ? route.callId : this.plainCallId(msg.callId)))
     let out: Buffer
     let via = listener
     let dest = target
