@@ -21,6 +21,7 @@ import { DialogTable, type Dialog } from './dialogs.js'
 import type { ProxyHooks, RequestContext } from './hooks.js'
 import { TimerWheel } from './timer_wheel.js'
 import { branchCarries, loopBranch, loopHash } from './loop.js'
+import { isStrictRoute, rewriteRoutes } from './route_set.js'
 import { RateLimiter, SourceFilter } from './guard.js'
 import { LogOnce } from '../edge/logger.js'
 import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
@@ -343,7 +344,7 @@ export class Proxy {
    * state carried by our token, or none when the request did not carry one.
    */
   private processRoutes(msg: SipMessage): RouteState | 'forged' | 'stale' {
-    const state: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined }
+    const state: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined, strict: false }
     const routes = msg.has(H.Route) ? msg.routes : EMPTY
     let firstOther = 0
     const ruri = msg.uri
@@ -356,6 +357,15 @@ export class Proxy {
       const t = this.tokens.openRoute(ruri.params[RR_PARAM] as string)
       if (typeof t === 'string') return t
       state.token = t
+      // That last entry is the remote target; when it is one of our Contact aliases, it stands for the backend's.
+      const lu = last.uri
+      const ct = lu.params[CONTACT_PARAM]
+      if (typeof ct === 'string' && this.sides.isOwn(lu.host, lu.port)) {
+        const c = this.tokens.openContact(ct)
+        if (typeof c === 'string') return c
+        state.newRuri = c.uri
+        state.contact = c.peer
+      }
     } else if (ruriIsOwn && typeof ruri.params[CONTACT_PARAM] === 'string') {
       const c = this.tokens.openContact(ruri.params[CONTACT_PARAM] as string)
       if (typeof c === 'string') return c
@@ -409,11 +419,29 @@ export class Proxy {
     return fromInternal ? { target: flows.external, outSide: 'public' } : { target: flows.internal, outSide: 'internal' }
   }
 
+  /**
+   * The rest of the route set (RFC 3261 §16.12): once the edge's own Route entries are popped, a request going
+   * out to the public side goes to the next entry (a carrier's SBC), not to the flow in our token. A strict
+   * router there (no `lr`) gets the Request-URI/Route swap of §16.6 step 6. Toward the inside the token
+   * decides: a public client cannot steer a request to another internal host with a Route of its own.
+   * Undefined: no next entry, or one that names no IP literal (no DNS while forwarding).
+   */
+  private routeSetHop(route: RouteState, outSide: Side): Peer | undefined {
+    const next = route.nextRoute
+    if (!next || outSide !== 'public') return undefined
+    const peer = peerFromUri(next.uri)
+    if (peer) route.strict = isStrictRoute(next)
+    return peer
+  }
+
   /** The routing edits every forwarded request gets: R-URI, Call-ID across sides, our Routes off, Max-Forwards - 1. */
   private applyRouting(msg: SipMessage, ed: MessageEditor, route: RouteState): void {
-    if (route.newRuri !== undefined) ed.setRequestUri(route.newRuri)
+    if (route.strict) rewriteRoutes(msg, ed, route.popped, route.newRuri ?? msg.requestUri)
+    else {
+      if (route.newRuri !== undefined) ed.setRequestUri(route.newRuri)
+      rewriteRoutes(msg, ed, route.popped, undefined)
+    }
     if (route.callId !== undefined) ed.setHeader(H.CallId, route.callId)
-    for (const r of route.popped) ed.removeElement(r)
     const mf = msg.maxForwards
     ed.setMaxForwards(mf === undefined ? 69 : Math.min(mf, 256) - 1)
   }
@@ -441,10 +469,7 @@ export class Proxy {
         return this.replyTo(inb, 481, 'Call/Transaction Does Not Exist')
       }
     }
-    if (route.nextRoute && outSide === 'public' && !t) {
-      const next = peerFromUri(route.nextRoute.uri)
-      if (next) target = next
-    }
+    target = this.routeSetHop(route, outSide) ?? target
     route.callId = this.crossCallId(msg, outSide, t?.outbound ?? false)
     const st = this.newServerTx(inb, side, key)
     if (route.callId && outSide === 'internal') st.maskedCallId = true
@@ -540,7 +565,7 @@ export class Proxy {
     this.applyRouting(msg, ed, route)
 
     const leavingInside = st.side === 'internal' && outSide === 'public'
-    if (leavingInside) this.hideInternal(msg, ed, st, listener, target)
+    if (leavingInside) this.hideInternal(msg, ed, st, listener, target, route.strict)
 
     const method = st.method
     if (isDialogCreating(method) && msg.toTag === undefined) {
@@ -597,19 +622,20 @@ export class Proxy {
   }
 
   /** Toward the public side from inside: drop internal Vias (restored on the way back), hide the rest. */
-  private hideInternal(msg: SipMessage, ed: MessageEditor, st: ServerTx, listener: Listener, target: Peer): void {
+  private hideInternal(msg: SipMessage, ed: MessageEditor, st: ServerTx, listener: Listener, target: Peer, strict: boolean): void {
     const parts: string[] = []
     for (const v of msg.vias) parts.push(v.raw)
     st.hiddenVias = parts.join(', ')
-    this.hideOutgoing(msg, ed, st.source, listener, target)
+    this.hideOutgoing(msg, ed, st.source, listener, target, strict)
   }
 
   /**
    * What a request from inside must not show outside: its Vias, Record-Routes and Contact (replaced by an
    * edge alias), internal hosts in From/To and in the request-URI (replaced by the edge or the next hop),
-   * and any other header naming an internal address.
+   * and any other header naming an internal address. `strict`: the Request-URI was swapped into Route for a
+   * strict router (§16.6 step 6); it is the remote target of a dialog then, and is left alone.
    */
-  private hideOutgoing(msg: SipMessage, ed: MessageEditor, from: Peer, listener: Listener, target: Peer): void {
+  private hideOutgoing(msg: SipMessage, ed: MessageEditor, from: Peer, listener: Listener, target: Peer, strict = false): void {
     ed.removeHeaders(H.Via)
     if (msg.has(H.RecordRoute)) ed.removeHeaders(H.RecordRoute)
     if (msg.has(H.Contact) && !msg.contactStar) {
@@ -621,7 +647,7 @@ export class Proxy {
     this.hideHost(msg, ed, H.To, listener, source)
     const ruri = msg.uri
     const host = bareHost(ruri.host)
-    if (host === source || this.isInternalHost(host)) {
+    if (!strict && (host === source || this.isInternalHost(host))) {
       // A request-URI naming the edge's internal address or the sender (a call sent to the trunk) gets the next hop.
       const at = msg.requestUri.indexOf('@')
       const user = at >= 0 ? msg.requestUri.slice(msg.requestUri.indexOf(':') + 1, at + 1) : ''
@@ -704,14 +730,15 @@ export class Proxy {
     if (typeof route === 'string') return
     const hop = this.dialogHop(inb, side, route)
     if (!hop) return
-    const { target, outSide } = hop
+    const { outSide } = hop
+    const target = this.routeSetHop(route, outSide) ?? hop.target
     const listener = this.sides.listenerFor(outSide, target.proto)
     if (!listener) return
     const ed = msg.edit()
     route.callId = this.crossCallId(msg, outSide, route.token?.outbound ?? false)
     this.applyRouting(msg, ed, route)
     // Stateless: the internal Vias need not come back (an ACK has no response), so they just go.
-    if (outSide === 'public' && side === 'internal') this.hideOutgoing(msg, ed, inb.source, listener, target)
+    if (outSide === 'public' && side === 'internal') this.hideOutgoing(msg, ed, inb.source, listener, target, route.strict)
     // Stateless branch: derived from the incoming one so retransmitted ACKs keep the same branch (§16.11).
     const branch = 'z9hG4bKs' + fnv1a(msg.topViaBranch ?? msg.callId).toString(36)
     ed.prependHeader('Via', viaValue(listener, branch))
@@ -1079,6 +1106,8 @@ export class Proxy {
 }
 
 interface RouteState {
+  /** The next hop is a strict router from the route set: swap Request-URI and Route (§16.6 step 6). */
+  strict: boolean
   token: RouteToken | undefined
   /** Route entries of ours to remove (and the strict-router one). */
   popped: NameAddr[]
@@ -1092,7 +1121,7 @@ interface RouteState {
 }
 
 const EMPTY: NameAddr[] = []
-const NO_ROUTE: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined }
+const NO_ROUTE: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined, strict: false }
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY, SUBSCRIBE, MESSAGE, PRACK, REGISTER'
 
 function isDialogCreating(method: string): boolean {
