@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Backend } from '../dispatch/backend.js'
+import { targetKey, type Backend } from '../dispatch/backend.js'
 import type { Dispatcher } from '../dispatch/dispatcher.js'
 import {
   H,
@@ -22,6 +22,7 @@ import type { ProxyHooks, RequestContext } from './hooks.js'
 import { TimerWheel } from './timer_wheel.js'
 import { branchCarries, loopBranch, loopHash } from './loop.js'
 import { isStrictRoute, rewriteRoutes } from './route_set.js'
+import { isReplaces, redirectContacts, replacesCallId, rewriteTransferHeaders, type RewriteContext } from './uri_rewrite.js'
 import { RateLimiter, SourceFilter } from './guard.js'
 import { LogOnce } from '../edge/logger.js'
 import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
@@ -103,6 +104,17 @@ export class Proxy {
   private readonly publicFilter: SourceFilter | undefined
   private readonly internalFilter: SourceFilter | undefined
   private readonly once: LogOnce
+  /** What the Refer-To / Replaces / 3xx rewrites need from the edge (bound once, not per message). */
+  private readonly rewriteCtx: RewriteContext = {
+    isInternal: (host) => this.isInternalHost(host),
+    isOwn: (host, port) => this.sides.isOwn(host, port),
+    sealContact: (uri, peer) => this.tokens.sealContact(uri, peer),
+    openContact: (token) => {
+      const c = this.tokens.openContact(token)
+      return typeof c === 'string' ? undefined : c.uri
+    },
+    crossCallId: (callId, inward) => this.crossEmbeddedCallId(callId, inward),
+  }
   /** Local tag for responses the edge itself generates (stable per process, enough to be unique per call). */
   private readonly localTag = newTag()
 
@@ -509,6 +521,13 @@ export class Proxy {
     const st = this.newServerTx(inb, side, key)
     if (method === 'INVITE') this.sendProvisional(st, 100, 'Trying')
 
+    if (route.contact && !ctx?.target && !ctx?.backend) {
+      // The Request-URI is an alias the edge handed out (an internal 3xx Contact, a Refer-To target, a
+      // backend's Contact): straight to the internal target it stands for, with its URI restored. Not
+      // dispatched: the backend that redirected or referred chose that target.
+      this.sendDownstream(st, inb, 'internal', route.contact, route, ctx?.edit, this.backendAt(route.contact))
+      return
+    }
     if (ctx?.target || goesOut) {
       const target = ctx?.target ?? this.opts.trunk ?? (route.nextRoute ? peerFromUri(route.nextRoute.uri) : peerFromUri(msg.uri))
       if (!target) return this.finalLocal(st, 404, 'Not Found')
@@ -517,9 +536,39 @@ export class Proxy {
       return
     }
     st.set = ctx?.set ?? this.defaultSet
-    const forced = ctx?.backend
+    let forced = ctx?.backend
     st.hookEdit = ctx?.edit
+    if (!forced && method === 'INVITE') {
+      // RFC 3891: an INVITE with Replaces (attended transfer, call pickup) must reach the backend that holds
+      // the replaced dialog, whatever the set's algorithm would pick.
+      const replaced = this.replacedDialog(msg)
+      if (replaced) {
+        forced = replaced.backend ?? this.backendAt(replaced.internal)
+        if (!forced) {
+          this.sendDownstream(st, inb, 'internal', replaced.internal, NO_ROUTE, ctx?.edit)
+          return
+        }
+      }
+    }
     if (!this.tryBackend(st, forced, ctx?.edit)) this.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
+  }
+
+  /** The dialog an INVITE's Replaces header names (its Call-ID unmasked), if the dialog table holds it. */
+  private replacedDialog(msg: SipMessage): Dialog | undefined {
+    const callId = replacesCallId(msg)
+    return callId === undefined ? undefined : this.dialogs.get(this.plainCallId(callId))
+  }
+
+  /** The configured backend at this address, if any (to count its calls). */
+  private backendAt(peer: Peer): Backend | undefined {
+    return this.dispatcher.byKey(targetKey({ proto: peer.proto, host: peer.address, port: peer.port }))
+  }
+
+  /** Call-IDs inside Replaces / Refer-To (RFC 3891): restored going in; a backend-created dialog's masked going out. */
+  private crossEmbeddedCallId(callId: string, inward: boolean): string | undefined {
+    if (inward) return callId.startsWith(MASK_PREFIX) ? this.tokens.unmaskCallId(callId) : undefined
+    if (!this.opts.maskCallId || this.dialogs.get(callId)?.direction !== 'out') return undefined
+    return this.tokens.maskCallId(callId)
   }
 
   /** Picks the next backend (excluding those tried) and forwards to it; false when none is left. */
@@ -566,6 +615,10 @@ export class Proxy {
 
     const leavingInside = st.side === 'internal' && outSide === 'public'
     if (leavingInside) this.hideInternal(msg, ed, st, listener, target, route.strict)
+    if ((st.method === 'REFER' || st.method === 'INVITE') && st.side !== outSide) {
+      // Refer-To, Referred-By, Replaces: rewritten across the sides, never dropped (RFC 3515 §2.4.1, RFC 3891).
+      rewriteTransferHeaders(msg, ed, leavingInside, listener, this.rewriteCtx)
+    }
 
     const method = st.method
     if (isDialogCreating(method) && msg.toTag === undefined) {
@@ -671,7 +724,8 @@ export class Proxy {
     }
     if (!hit) return
     for (let i = 0; i < msg.headerCount; i++) {
-      if (KEPT_BY_SCRUB.has(msg.headerId(i))) continue
+      const id = msg.headerId(i)
+      if (KEPT_BY_SCRUB.has(id) || (id === H.Other && isReplaces(msg, i))) continue
       const v = msg.headerValue(i)
       for (const h of hosts) {
         if (containsAddress(v, h)) {
@@ -878,7 +932,13 @@ export class Proxy {
       if (original !== undefined) ed.setHeader(H.CallId, original)
     }
     if (toPublic && ct.target && this.isInternalPeer(ct)) {
-      if (msg.has(H.Contact) && !msg.contactStar && msg.contacts[0]) {
+      if (msg.status >= 300 && msg.status < 400) {
+        // A redirect is relayed, not recursed: the caller (or Asterisk's Transfer() on a ringing channel)
+        // chooses among the targets, and recursing would let a backend steer calls anywhere from the edge.
+        // External targets stay as they are; internal ones become aliases that the edge opens again when
+        // the caller sends its new INVITE there, so following the redirect reaches the right container.
+        if (msg.has(H.Contact) && !msg.contactStar) redirectContacts(msg, ed, st.listener, this.rewriteCtx)
+      } else if (msg.has(H.Contact) && !msg.contactStar && msg.contacts[0]) {
         ed.setHeader(H.Contact, this.contactAlias(msg.contacts[0], ct.target, st.listener))
       }
       this.trimRecordRoute(msg, ed, 'public')
@@ -1157,6 +1217,9 @@ function fromUserOf(msg: SipMessage): string {
  */
 const KEPT_BY_SCRUB = new Set<number>([
   H.Via, H.Contact, H.RecordRoute, H.Route, H.From, H.To, H.CallId, H.CSeq, H.MaxForwards, H.ContentLength, H.ContentType,
+  // A REFER without Refer-To is refused (RFC 3515 §2.4.1); Referred-By is copied into the triggered INVITE
+  // (RFC 3892): both are rewritten by rewriteTransferHeaders instead (Replaces too, tested by name).
+  H.ReferTo, H.ReferredBy,
 ])
 
 /** `host` appears in `text` as a whole address: 127.0.8.2 is not in 127.0.8.20 nor in 10.127.0.8.2. */
