@@ -467,6 +467,7 @@ export class Proxy {
     if (hop) {
       target = hop.target
       outSide = hop.outSide
+      route.flow = outSide === 'public' // the public party's flow, as recorded when the dialog was created
     } else {
       // No token and no dialog: a request addressed past us.
       if (route.nextRoute || !this.sides.isOwn(msg.uri.host, msg.uri.port)) {
@@ -481,7 +482,11 @@ export class Proxy {
         return this.replyTo(inb, 481, 'Call/Transaction Does Not Exist')
       }
     }
-    target = this.routeSetHop(route, outSide) ?? target
+    const next = this.routeSetHop(route, outSide)
+    if (next) {
+      target = next
+      route.flow = false
+    }
     route.callId = this.crossCallId(msg, outSide, t?.outbound ?? false)
     const st = this.newServerTx(inb, side, key)
     if (route.callId && outSide === 'internal') st.maskedCallId = true
@@ -643,7 +648,10 @@ export class Proxy {
     let udpCopy: Buffer | undefined
     // RFC 3261 §18.1.1: a request larger than the MTU allows goes over TCP when this side has a TCP listener.
     // The UDP copy is kept: many Asterisks listen on UDP only, and a refused connection falls back to it.
-    const tcp = target.proto === 'udp' && this.transports.exceedsUdpMtu(msg.end - msg.start + 300) ? this.sides.listenerFor(outSide, 'tcp') : undefined
+    // Not toward a client's own UDP flow (route.flow): behind NAT it takes no connection, and each attempt
+    // would stall for the connect timeout; there the request goes over UDP, fragmented (Kamailio's udp_mtu
+    // does the same only for next hops it is configured to try).
+    const tcp = target.proto === 'udp' && !route.flow && this.transports.exceedsUdpMtu(msg.end - msg.start + 300) ? this.sides.listenerFor(outSide, 'tcp') : undefined
     if (tcp) {
       udpCopy = ed.clone().prependHeader('Via', viaValue(listener, branch)).toBuffer()
       if (this.transports.exceedsUdpMtu(udpCopy.length)) {
@@ -1166,6 +1174,8 @@ export class Proxy {
 }
 
 interface RouteState {
+  /** The target is the public party's own flow from the dialog (no UDP to TCP switch toward it). */
+  flow?: boolean
   /** The next hop is a strict router from the route set: swap Request-URI and Route (§16.6 step 6). */
   strict: boolean
   token: RouteToken | undefined
