@@ -14,15 +14,27 @@ import { H, newTag, type SipMessage } from '../sip/index.js'
  */
 
 const MAGIC = 'z9hG4bK'
+const SCRATCH = Buffer.allocUnsafe(512)
 const DOT = 46
 
-/** 32-bit FNV-1a of the routing state of `msg`, with `callId` standing for its Call-ID (unmasked). */
-export function loopHash(msg: SipMessage, callId: string): number {
+/**
+ * 32-bit hash of the routing state of `msg`, read from its bytes (no strings built: it runs for every
+ * forwarded request). `plainCallId`: the unmasked Call-ID when the message carries a masked one, so that a
+ * request looping through masking still matches; undefined to hash the Call-ID bytes as they are.
+ */
+export function loopHash(msg: SipMessage, plainCallId?: string): number {
   const buf = msg.buf
   let h = hashBytes(0x811c9dc5, buf, msg.startLinePartStart, msg.startLinePartEnd)
-  h = hashString(h, callId)
-  h = hashString(h, msg.fromTag ?? '')
-  h = hashString(h, msg.toTag ?? '')
+  if (plainCallId !== undefined) {
+    // Rare (masked Call-IDs only): the same bytes as an unmasked message would give, through a scratch buffer.
+    const b = plainCallId.length <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(plainCallId.length)
+    h = hashBytes(h, b, 0, b.write(plainCallId, 0, 'latin1'))
+  } else {
+    const c = msg.indexOf(H.CallId)
+    if (c >= 0) h = hashBytes(h, buf, msg.headerValueStart(c), msg.headerValueEnd(c))
+  }
+  h = hashTag(h, msg, msg.indexOf(H.From))
+  h = hashTag(h, msg, msg.indexOf(H.To))
   h = Math.imul(h ^ msg.cseq.seq, 0x01000193)
   for (let i = 0; i < msg.headerCount; i++) {
     const id = msg.headerId(i)
@@ -31,6 +43,38 @@ export function loopHash(msg: SipMessage, callId: string): number {
     }
   }
   return h >>> 0
+}
+
+/**
+ * The bytes of the `tag` parameter of a From/To line: `;tag=` after the URI (after '>' when there is one).
+ * Not a full parse: the same bytes give the same hash on every pass, which is all loop detection needs.
+ */
+function hashTag(h: number, msg: SipMessage, line: number): number {
+  if (line < 0) return h
+  const buf = msg.buf
+  const end = msg.headerValueEnd(line)
+  let i = msg.headerValueStart(line)
+  for (let k = end - 1; k > i; k--) {
+    if (buf[k] === 62 /* > */) {
+      i = k
+      break
+    }
+  }
+  for (; i + 4 < end; i++) {
+    if (buf[i] !== 59 /* ; */) continue
+    let p = i + 1
+    while (p < end && (buf[p] === 32 || buf[p] === 9)) p++
+    if ((buf[p]! | 0x20) !== 116 || (buf[p + 1]! | 0x20) !== 97 || (buf[p + 2]! | 0x20) !== 103) continue
+    p += 3
+    while (p < end && (buf[p] === 32 || buf[p] === 9)) p++
+    if (buf[p] !== 61 /* = */) continue
+    p++
+    while (p < end && (buf[p] === 32 || buf[p] === 9)) p++
+    let e = p
+    while (e < end && buf[e] !== 59 && buf[e] !== 32 && buf[e] !== 9 && buf[e] !== 44) e++
+    return hashBytes(h, buf, p, e)
+  }
+  return Math.imul(h ^ 0xff, 0x01000193)
 }
 
 /** A new branch carrying `hash`. */
@@ -49,11 +93,15 @@ export function branchCarries(branch: string, hash36: string): boolean {
 }
 
 function hashBytes(h: number, buf: Buffer, start: number, end: number): number {
-  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193)
+  // Four bytes per step (a multiply-rotate mix, as in MurmurHash3's body), then the tail byte by byte.
+  let i = start
+  for (; i + 4 <= end; i += 4) {
+    let k = buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24)
+    k = Math.imul(k, 0xcc9e2d51)
+    h ^= Math.imul((k << 15) | (k >>> 17), 0x1b873593)
+    h = (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) | 0
+  }
+  for (; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193)
   return Math.imul(h ^ 0xff, 0x01000193) // field separator: "ab"+"c" differs from "a"+"bc"
 }
 
-function hashString(h: number, s: string): number {
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ (s.charCodeAt(i) & 0xff), 0x01000193)
-  return Math.imul(h ^ 0xff, 0x01000193)
-}

@@ -338,7 +338,7 @@ export class Proxy {
   }
 
   private ownBranchMatches(msg: SipMessage): boolean {
-    const hash36 = loopHash(msg, this.plainCallId(msg.callId)).toString(36)
+    const hash36 = loopHash(msg, this.unmasked(msg.callId)).toString(36)
     for (const v of msg.vias) {
       if (v.branch !== undefined && this.sides.isOwn(v.host, v.port) && branchCarries(v.branch, hash36)) return true
     }
@@ -348,6 +348,11 @@ export class Proxy {
   /** The Call-ID a dialog has inside (a masked one unmasked), so that masking does not hide a loop. */
   private plainCallId(callId: string): string {
     return callId.startsWith(MASK_PREFIX) ? (this.tokens.unmaskCallId(callId) ?? callId) : callId
+  }
+
+  /** The unmasked Call-ID when `callId` is one of our masked ones, else undefined. */
+  private unmasked(callId: string): string | undefined {
+    return callId.startsWith(MASK_PREFIX) ? this.tokens.unmaskCallId(callId) : undefined
   }
 
   /**
@@ -641,7 +646,7 @@ export class Proxy {
       }
     }
     // The branch carries the hash of the request as received (R-URI, Route, tags, Call-ID, CSeq): §16.6 step 8.
-    const branch = loopBranch(loopHash(msg, outSide === 'internal' && route.callId !== undefined ? route.callId : this.plainCallId(msg.callId)))
+    const branch = loopBranch(loopHash(msg, outSide === 'internal' && route.callId !== undefined ? route.callId : this.unmasked(msg.callId)))
     let out: Buffer
     let via = listener
     let dest = target
