@@ -71,7 +71,13 @@ export function redirectContacts(msg: SipMessage, ed: MessageEditor, listener: L
   for (let i = 0; i < contacts.length; i++) {
     const c = contacts[i]!
     let text = c.raw
-    const uri = c.uri
+    let uri: SipUri
+    try {
+      uri = c.uri
+    } catch {
+      changed = true // an alternative nobody can follow, and that might name an internal host: left out
+      continue
+    }
     if (ctx.isInternal(bareHost(uri.host))) {
       const alias = aliasOf(uri, c.uriText, headersPart(c.uriText), listener, ctx)
       if (alias !== undefined) {
@@ -80,9 +86,11 @@ export function redirectContacts(msg: SipMessage, ed: MessageEditor, listener: L
         changed = true
       }
     }
-    value += i === 0 ? text : ', ' + text
+    value += value === '' ? text : ', ' + text
   }
-  if (changed) ed.setHeader(H.Contact, value)
+  if (!changed) return
+  if (value === '') ed.removeHeaders(H.Contact)
+  else ed.setHeader(H.Contact, value)
 }
 
 /** The URI inside a name-addr or addr-spec header value: [start, end) in `value`. */
