@@ -625,8 +625,9 @@ export class Proxy {
 
     const leavingInside = st.side === 'internal' && outSide === 'public'
     if (leavingInside) this.hideInternal(msg, ed, st, listener, target, route.strict)
-    if ((st.method === 'REFER' || st.method === 'INVITE') && st.side !== outSide) {
+    if (st.side !== outSide && (leavingInside || st.method === 'INVITE' || st.method === 'REFER')) {
       // Refer-To, Referred-By, Replaces: rewritten across the sides, never dropped (RFC 3515 §2.4.1, RFC 3891).
+      // Outward on every method, as the scrub no longer removes them.
       rewriteTransferHeaders(msg, ed, leavingInside, listener, this.rewriteCtx)
     }
 
