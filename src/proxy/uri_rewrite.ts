@@ -7,7 +7,9 @@ import { bareHost, peerFromUri } from './addressing.js'
  * (RFC 3515 §2.4.1), Referred-By (RFC 3892), Replaces (RFC 3891) and the `?Replaces=` of a Refer-To URI.
  * Topology hiding rewrites them (never deletes them): an internal target becomes an edge alias
  * `sip:user@EDGE;ct=TOKEN` that the edge opens again when a request is sent to it, and a Call-ID follows the
- * masking of the dialog it names. Only REFER, INVITE with Replaces and 3xx responses come here.
+ * masking of the dialog it names. Run on requests crossing sides (outward every method, inward INVITE and
+ * REFER) and on 3xx responses relayed to the public side: one pass over the header ids, no allocation, when
+ * none of these headers is there.
  */
 export interface RewriteContext {
   /** The bare host is inside: a backend, the internal side, an internal network. */
@@ -123,7 +125,7 @@ export function rewriteTransferHeaders(msg: SipMessage, ed: MessageEditor, outwa
   }
 }
 
-/** The request has a Replaces header (RFC 3891); only asked for INVITE. */
+/** The Call-ID named by the request's Replaces header (RFC 3891), as written; only asked for INVITE. */
 export function replacesCallId(msg: SipMessage): string | undefined {
   for (let i = 0; i < msg.headerCount; i++) {
     if (msg.headerId(i) === H.Other && isReplaces(msg, i)) {
