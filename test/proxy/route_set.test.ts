@@ -143,4 +143,24 @@ t.test('a strict-routing previous hop: the edge\'s URI in the Request-URI is rep
   const bye = await backend.next((m) => m.method === 'BYE')
   t.equal(bye.requestUri, backendContact, 'the backend gets its own Contact as Request-URI, not the edge\'s alias')
   t.equal(bye.getHeader('Route'), undefined, 'no Route left')
+
+  // Toward the inside the token decides: a public party cannot steer a request elsewhere with a Route of its own.
+  const elsewhere = await rawUdp(t, '127.0.72.99')
+  caller.send(
+    inDialog({
+      method: 'INFO',
+      ruri: alias,
+      via: { host: caller.address, port: caller.port, branch: 'z9hG4bKspinfo' },
+      route: [`<${rr[0]!.uriText}>`, `<sip:${elsewhere.address}:${elsewhere.port};lr>`],
+      from: `<sip:alice@${caller.address}>;tag=al1`,
+      to: ok.getHeader('To')!,
+      callId: 'rs-prev',
+      cseq: 3,
+    }),
+    PUBLIC,
+    port,
+  )
+  const info = await backend.next((m) => m.method === 'INFO')
+  t.equal(info.requestUri, backendContact, 'a public Route past the edge\'s does not take the request off its backend')
+  t.equal(elsewhere.received.length, 0, 'nothing went to the host that Route named')
 })
