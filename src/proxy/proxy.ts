@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Backend } from '../dispatch/backend.js'
+import { targetKey, type Backend } from '../dispatch/backend.js'
 import type { Dispatcher } from '../dispatch/dispatcher.js'
 import {
   H,
@@ -7,7 +7,6 @@ import {
   buildAck,
   buildCancel,
   buildResponse,
-  newBranch,
   newTag,
   parseMessage,
   validateRequest,
@@ -21,6 +20,9 @@ import { Sides, bareHost, hostport, peerFromUri, responseDestination } from './a
 import { DialogTable, type Dialog } from './dialogs.js'
 import type { ProxyHooks, RequestContext } from './hooks.js'
 import { TimerWheel } from './timer_wheel.js'
+import { branchCarries, loopBranch, loopHash } from './loop.js'
+import { isStrictRoute, rewriteRoutes } from './route_set.js'
+import { isReplaces, redirectContacts, replacesCallId, rewriteTransferHeaders, type RewriteContext } from './uri_rewrite.js'
 import { RateLimiter, SourceFilter } from './guard.js'
 import { LogOnce } from '../edge/logger.js'
 import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
@@ -112,6 +114,17 @@ export class Proxy {
   private readonly publicFilter: SourceFilter | undefined
   private readonly internalFilter: SourceFilter | undefined
   private readonly once: LogOnce
+  /** What the Refer-To / Replaces / 3xx rewrites need from the edge (bound once, not per message). */
+  private readonly rewriteCtx: RewriteContext = {
+    isInternal: (host) => this.isInternalHost(host),
+    isOwn: (host, port) => this.sides.isOwn(host, port),
+    sealContact: (uri, peer) => this.tokens.sealContact(uri, peer),
+    openContact: (token) => {
+      const c = this.tokens.openContact(token)
+      return typeof c === 'string' ? undefined : c.uri
+    },
+    crossCallId: (callId, inward) => this.crossEmbeddedCallId(callId, inward),
+  }
   /** Local tag for responses the edge itself generates (stable per process, enough to be unique per call). */
   private readonly localTag = newTag()
 
@@ -317,10 +330,13 @@ export class Proxy {
     }
   }
 
-  /** A Via with one of our own sent-by values and a branch made from the same request means a loop. */
+  /**
+   * RFC 3261 §16.3 step 4: a Via of ours whose branch carries the hash of this very request means a loop;
+   * a Via of ours with another hash means a spiral (new Request-URI or route), which is forwarded.
+   */
   private isLooped(msg: SipMessage): boolean {
-    // The edge always writes its Via as host:port of a listener; finding one in the Via lines means the
-    // request has been here. A byte search per Via line: no Via list is built for the common case.
+    // The edge always writes its Via as host:port of a listener. A byte search per Via line first: no Via
+    // list is built and nothing is hashed for the common case of a request that has not been here.
     const buf = msg.buf
     const own = this.sides.listeners
     for (let i = msg.indexOf(H.Via); i >= 0; i = msg.indexOf(H.Via, i + 1)) {
@@ -330,11 +346,29 @@ export class Proxy {
         const hp = own[k]!.hostport
         for (let at = buf.indexOf(hp, start, 'latin1'); at >= 0 && at + hp.length <= end; at = buf.indexOf(hp, at + 1, 'latin1')) {
           const next = at + hp.length < end ? buf[at + hp.length]! : 0
-          if (next < 48 || next > 57) return true // not followed by another digit of a longer port
+          if (next < 48 || next > 57) return this.ownBranchMatches(msg) // not followed by another digit of a longer port
         }
       }
     }
     return false
+  }
+
+  private ownBranchMatches(msg: SipMessage): boolean {
+    const hash36 = loopHash(msg, this.unmasked(msg.callId)).toString(36)
+    for (const v of msg.vias) {
+      if (v.branch !== undefined && this.sides.isOwn(v.host, v.port) && branchCarries(v.branch, hash36)) return true
+    }
+    return false
+  }
+
+  /** The Call-ID a dialog has inside (a masked one unmasked), so that masking does not hide a loop. */
+  private plainCallId(callId: string): string {
+    return callId.startsWith(MASK_PREFIX) ? (this.tokens.unmaskCallId(callId) ?? callId) : callId
+  }
+
+  /** The unmasked Call-ID when `callId` is one of our masked ones, else undefined. */
+  private unmasked(callId: string): string | undefined {
+    return callId.startsWith(MASK_PREFIX) ? this.tokens.unmaskCallId(callId) : undefined
   }
 
   /**
@@ -343,7 +377,7 @@ export class Proxy {
    * state carried by our token, or none when the request did not carry one.
    */
   private processRoutes(msg: SipMessage): RouteState | 'forged' | 'stale' {
-    const state: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined }
+    const state: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined, strict: false }
     const routes = msg.has(H.Route) ? msg.routes : EMPTY
     let firstOther = 0
     const ruri = msg.uri
@@ -356,6 +390,15 @@ export class Proxy {
       const t = this.tokens.openRoute(ruri.params[RR_PARAM] as string)
       if (typeof t === 'string') return t
       state.token = t
+      // That last entry is the remote target; when it is one of our Contact aliases, it stands for the backend's.
+      const lu = last.uri
+      const ct = lu.params[CONTACT_PARAM]
+      if (typeof ct === 'string' && this.sides.isOwn(lu.host, lu.port)) {
+        const c = this.tokens.openContact(ct)
+        if (typeof c === 'string') return c
+        state.newRuri = c.uri
+        state.contact = c.peer
+      }
     } else if (ruriIsOwn && typeof ruri.params[CONTACT_PARAM] === 'string') {
       const c = this.tokens.openContact(ruri.params[CONTACT_PARAM] as string)
       if (typeof c === 'string') return c
@@ -409,11 +452,29 @@ export class Proxy {
     return fromInternal ? { target: flows.external, outSide: 'public' } : { target: flows.internal, outSide: 'internal' }
   }
 
+  /**
+   * The rest of the route set (RFC 3261 §16.12): once the edge's own Route entries are popped, a request going
+   * out to the public side goes to the next entry (a carrier's SBC), not to the flow in our token. A strict
+   * router there (no `lr`) gets the Request-URI/Route swap of §16.6 step 6. Toward the inside the token
+   * decides: a public client cannot steer a request to another internal host with a Route of its own.
+   * Undefined: no next entry, or one that names no IP literal (no DNS while forwarding).
+   */
+  private routeSetHop(route: RouteState, outSide: Side): Peer | undefined {
+    const next = route.nextRoute
+    if (!next || outSide !== 'public') return undefined
+    const peer = peerFromUri(next.uri)
+    if (peer) route.strict = isStrictRoute(next)
+    return peer
+  }
+
   /** The routing edits every forwarded request gets: R-URI, Call-ID across sides, our Routes off, Max-Forwards - 1. */
   private applyRouting(msg: SipMessage, ed: MessageEditor, route: RouteState): void {
-    if (route.newRuri !== undefined) ed.setRequestUri(route.newRuri)
+    if (route.strict) rewriteRoutes(msg, ed, route.popped, route.newRuri ?? msg.requestUri)
+    else {
+      if (route.newRuri !== undefined) ed.setRequestUri(route.newRuri)
+      rewriteRoutes(msg, ed, route.popped, undefined)
+    }
     if (route.callId !== undefined) ed.setHeader(H.CallId, route.callId)
-    for (const r of route.popped) ed.removeElement(r)
     const mf = msg.maxForwards
     // RFC 3261 §16.6 step 3: a request without Max-Forwards gets one, 70.
     ed.setMaxForwards(mf === undefined ? 70 : Math.min(mf, 256) - 1)
@@ -428,6 +489,7 @@ export class Proxy {
     if (hop) {
       target = hop.target
       outSide = hop.outSide
+      route.flow = outSide === 'public' // the public party's flow, as recorded when the dialog was created
     } else {
       // No token and no dialog: a request addressed past us.
       if (route.nextRoute || !this.sides.isOwn(msg.uri.host, msg.uri.port)) {
@@ -442,9 +504,10 @@ export class Proxy {
         return this.replyTo(inb, 481, 'Call/Transaction Does Not Exist')
       }
     }
-    if (route.nextRoute && outSide === 'public' && !t) {
-      const next = peerFromUri(route.nextRoute.uri)
-      if (next) target = next
+    const next = this.routeSetHop(route, outSide)
+    if (next) {
+      target = next
+      route.flow = false
     }
     route.callId = this.crossCallId(msg, outSide, t?.outbound ?? false)
     const st = this.newServerTx(inb, side, key)
@@ -487,6 +550,13 @@ export class Proxy {
     const st = this.newServerTx(inb, side, key)
     if (method === 'INVITE') this.sendProvisional(st, 100, 'Trying')
 
+    if (route.contact && !ctx?.target && !ctx?.backend) {
+      // The Request-URI is an alias the edge handed out (an internal 3xx Contact, a Refer-To target, a
+      // backend's Contact): straight to the internal target it stands for, with its URI restored. Not
+      // dispatched: the backend that redirected or referred chose that target.
+      this.sendDownstream(st, inb, 'internal', route.contact, route, ctx?.edit, this.backendAt(route.contact))
+      return
+    }
     if (ctx?.target || goesOut) {
       const target = ctx?.target ?? this.opts.trunk ?? (route.nextRoute ? peerFromUri(route.nextRoute.uri) : peerFromUri(msg.uri))
       if (!target) return this.finalLocal(st, 404, 'Not Found')
@@ -495,9 +565,39 @@ export class Proxy {
       return
     }
     st.set = ctx?.set ?? this.defaultSet
-    const forced = ctx?.backend
+    let forced = ctx?.backend
     st.hookEdit = ctx?.edit
+    if (!forced && method === 'INVITE') {
+      // RFC 3891: an INVITE with Replaces (attended transfer, call pickup) must reach the backend that holds
+      // the replaced dialog, whatever the set's algorithm would pick.
+      const replaced = this.replacedDialog(msg)
+      if (replaced) {
+        forced = replaced.backend ?? this.backendAt(replaced.internal)
+        if (!forced) {
+          this.sendDownstream(st, inb, 'internal', replaced.internal, NO_ROUTE, ctx?.edit)
+          return
+        }
+      }
+    }
     if (!this.tryBackend(st, forced, ctx?.edit)) this.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
+  }
+
+  /** The dialog an INVITE's Replaces header names (its Call-ID unmasked), if the dialog table holds it. */
+  private replacedDialog(msg: SipMessage): Dialog | undefined {
+    const callId = replacesCallId(msg)
+    return callId === undefined ? undefined : this.dialogs.get(this.plainCallId(callId))
+  }
+
+  /** The configured backend at this address, if any (to count its calls). */
+  private backendAt(peer: Peer): Backend | undefined {
+    return this.dispatcher.byKey(targetKey({ proto: peer.proto, host: peer.address, port: peer.port }))
+  }
+
+  /** Call-IDs inside Replaces / Refer-To (RFC 3891): restored going in; a backend-created dialog's masked going out. */
+  private crossEmbeddedCallId(callId: string, inward: boolean): string | undefined {
+    if (inward) return callId.startsWith(MASK_PREFIX) ? this.tokens.unmaskCallId(callId) : undefined
+    if (!this.opts.maskCallId || this.dialogs.get(callId)?.direction !== 'out') return undefined
+    return this.tokens.maskCallId(callId)
   }
 
   /** Picks the next backend (excluding those tried) and forwards to it; false when none is left. */
@@ -543,8 +643,13 @@ export class Proxy {
     this.applyRouting(msg, ed, route)
 
     const leavingInside = st.side === 'internal' && outSide === 'public'
-    if (leavingInside) this.hideInternal(msg, ed, st, listener, target)
+    if (leavingInside) this.hideInternal(msg, ed, st, listener, target, route.strict)
     else fillReceived(msg, ed, inb.source)
+    if (st.side !== outSide && (leavingInside || st.method === 'INVITE' || st.method === 'REFER')) {
+      // Refer-To, Referred-By, Replaces: rewritten across the sides, never dropped (RFC 3515 §2.4.1, RFC 3891).
+      // Outward on every method, as the scrub no longer removes them.
+      rewriteTransferHeaders(msg, ed, leavingInside, listener, this.rewriteCtx)
+    }
 
     const method = st.method
     if (isDialogCreating(method) && msg.toTag === undefined) {
@@ -561,14 +666,18 @@ export class Proxy {
         ed.prependHeader('Record-Route', recordRoute(listener, token))
       }
     }
-    const branch = newBranch()
+    // The branch carries the hash of the request as received (R-URI, Route, tags, Call-ID, CSeq): §16.6 step 8.
+    const branch = loopBranch(loopHash(msg, outSide === 'internal' && route.callId !== undefined ? route.callId : this.unmasked(msg.callId)))
     let out: Buffer
     let via = listener
     let dest = target
     let udpCopy: Buffer | undefined
     // RFC 3261 §18.1.1: a request larger than the MTU allows goes over TCP when this side has a TCP listener.
     // The UDP copy is kept: many Asterisks listen on UDP only, and a refused connection falls back to it.
-    const tcp = target.proto === 'udp' && this.transports.exceedsUdpMtu(msg.end - msg.start + 300) ? this.sides.listenerFor(outSide, 'tcp') : undefined
+    // Not toward a client's own UDP flow (route.flow): behind NAT it takes no connection, and each attempt
+    // would stall for the connect timeout; there the request goes over UDP, fragmented (Kamailio's udp_mtu
+    // does the same only for next hops it is configured to try).
+    const tcp = target.proto === 'udp' && !route.flow && this.transports.exceedsUdpMtu(msg.end - msg.start + 300) ? this.sides.listenerFor(outSide, 'tcp') : undefined
     if (tcp) {
       udpCopy = ed.clone().prependHeader('Via', viaValue(listener, branch)).toBuffer()
       if (this.transports.exceedsUdpMtu(udpCopy.length)) {
@@ -600,19 +709,20 @@ export class Proxy {
   }
 
   /** Toward the public side from inside: drop internal Vias (restored on the way back), hide the rest. */
-  private hideInternal(msg: SipMessage, ed: MessageEditor, st: ServerTx, listener: Listener, target: Peer): void {
+  private hideInternal(msg: SipMessage, ed: MessageEditor, st: ServerTx, listener: Listener, target: Peer, strict: boolean): void {
     const parts: string[] = []
     for (const v of msg.vias) parts.push(v.raw)
     st.hiddenVias = parts.join(', ')
-    this.hideOutgoing(msg, ed, st.source, listener, target)
+    this.hideOutgoing(msg, ed, st.source, listener, target, strict)
   }
 
   /**
    * What a request from inside must not show outside: its Vias, Record-Routes and Contact (replaced by an
    * edge alias), internal hosts in From/To and in the request-URI (replaced by the edge or the next hop),
-   * and any other header naming an internal address.
+   * and any other header naming an internal address. `strict`: the Request-URI was swapped into Route for a
+   * strict router (§16.6 step 6); it is the remote target of a dialog then, and is left alone.
    */
-  private hideOutgoing(msg: SipMessage, ed: MessageEditor, from: Peer, listener: Listener, target: Peer): void {
+  private hideOutgoing(msg: SipMessage, ed: MessageEditor, from: Peer, listener: Listener, target: Peer, strict = false): void {
     ed.removeHeaders(H.Via)
     if (msg.has(H.RecordRoute)) ed.removeHeaders(H.RecordRoute)
     if (msg.has(H.Contact) && !msg.contactStar) {
@@ -624,7 +734,7 @@ export class Proxy {
     this.hideHost(msg, ed, H.To, listener, source)
     const ruri = msg.uri
     const host = bareHost(ruri.host)
-    if (host === source || this.isInternalHost(host)) {
+    if (!strict && (host === source || this.isInternalHost(host))) {
       // A request-URI naming the edge's internal address or the sender (a call sent to the trunk) gets the next hop.
       const at = msg.requestUri.indexOf('@')
       const user = at >= 0 ? msg.requestUri.slice(msg.requestUri.indexOf(':') + 1, at + 1) : ''
@@ -648,7 +758,8 @@ export class Proxy {
     }
     if (!hit) return
     for (let i = 0; i < msg.headerCount; i++) {
-      if (KEPT_BY_SCRUB.has(msg.headerId(i))) continue
+      const id = msg.headerId(i)
+      if (KEPT_BY_SCRUB.has(id) || (id === H.Other && isReplaces(msg, i))) continue
       const v = msg.headerValue(i)
       for (const h of hosts) {
         if (containsAddress(v, h)) {
@@ -707,14 +818,15 @@ export class Proxy {
     if (typeof route === 'string') return
     const hop = this.dialogHop(inb, side, route)
     if (!hop) return
-    const { target, outSide } = hop
+    const { outSide } = hop
+    const target = this.routeSetHop(route, outSide) ?? hop.target
     const listener = this.sides.listenerFor(outSide, target.proto)
     if (!listener) return
     const ed = msg.edit()
     route.callId = this.crossCallId(msg, outSide, route.token?.outbound ?? false)
     this.applyRouting(msg, ed, route)
     // Stateless: the internal Vias need not come back (an ACK has no response), so they just go.
-    if (outSide === 'public' && side === 'internal') this.hideOutgoing(msg, ed, inb.source, listener, target)
+    if (outSide === 'public' && side === 'internal') this.hideOutgoing(msg, ed, inb.source, listener, target, route.strict)
     // Stateless branch: derived from the incoming one so retransmitted ACKs keep the same branch (§16.11).
     const branch = 'z9hG4bKs' + fnv1a(msg.topViaBranch ?? msg.callId).toString(36)
     ed.prependHeader('Via', viaValue(listener, branch))
@@ -898,7 +1010,13 @@ export class Proxy {
       if (original !== undefined) ed.setHeader(H.CallId, original)
     }
     if (toPublic && ct.target && this.isInternalPeer(ct)) {
-      if (msg.has(H.Contact) && !msg.contactStar && msg.contacts[0]) {
+      if (msg.status >= 300 && msg.status < 400) {
+        // A redirect is relayed, not recursed: the caller (or Asterisk's Transfer() on a ringing channel)
+        // chooses among the targets, and recursing would let a backend steer calls anywhere from the edge.
+        // External targets stay as they are; internal ones become aliases that the edge opens again when
+        // the caller sends its new INVITE there, so following the redirect reaches the right container.
+        if (msg.has(H.Contact) && !msg.contactStar) redirectContacts(msg, ed, st.listener, this.rewriteCtx)
+      } else if (msg.has(H.Contact) && !msg.contactStar && msg.contacts[0]) {
         ed.setHeader(H.Contact, this.contactAlias(msg.contacts[0], ct.target, st.listener))
       }
       this.trimRecordRoute(msg, ed, 'public')
@@ -1178,6 +1296,10 @@ export class Proxy {
 }
 
 interface RouteState {
+  /** The target is the public party's own flow from the dialog (no UDP to TCP switch toward it). */
+  flow?: boolean
+  /** The next hop is a strict router from the route set: swap Request-URI and Route (§16.6 step 6). */
+  strict: boolean
   token: RouteToken | undefined
   /** Route entries of ours to remove (and the strict-router one). */
   popped: NameAddr[]
@@ -1191,7 +1313,7 @@ interface RouteState {
 }
 
 const EMPTY: NameAddr[] = []
-const NO_ROUTE: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined }
+const NO_ROUTE: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined, strict: false }
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY, SUBSCRIBE, MESSAGE, PRACK, REGISTER'
 
 function isDialogCreating(method: string): boolean {
@@ -1227,6 +1349,9 @@ function fromUserOf(msg: SipMessage): string {
  */
 const KEPT_BY_SCRUB = new Set<number>([
   H.Via, H.Contact, H.RecordRoute, H.Route, H.From, H.To, H.CallId, H.CSeq, H.MaxForwards, H.ContentLength, H.ContentType,
+  // A REFER without Refer-To is refused (RFC 3515 §2.4.1); Referred-By is copied into the triggered INVITE
+  // (RFC 3892): both are rewritten by rewriteTransferHeaders instead (Replaces too, tested by name).
+  H.ReferTo, H.ReferredBy,
 ])
 
 /** `host` appears in `text` as a whole address: 127.0.8.2 is not in 127.0.8.20 nor in 10.127.0.8.2. */
