@@ -293,17 +293,24 @@ export class Edge extends EventEmitter<EdgeEvents> {
     const s = this.stats
     return {
       request: (side, method) => s.request(sideIndex(side), DIR_IN, method),
-      response: (side, status) => s.response(sideIndex(side), DIR_OUT, status),
+      requestSent: (side, method) => s.request(sideIndex(side), DIR_OUT, method),
+      response: (side, status) => s.response(sideIndex(side), DIR_IN, status),
+      responseSent: (side, status) => s.response(sideIndex(side), DIR_OUT, status),
+      localReply: (status) => s.localReply(status),
       parseError: (side) => s.parseError(sideIndex(side)),
-      refused: (reason) => {
+      refused: (reason, side) => {
         if (reason === 'relay' || reason === 'token') s.relayRefused()
+        else if (reason === 'acl') s.denied(sideIndex(side))
+        else if (reason === 'rate') s.rateLimited(sideIndex(side))
       },
       failover: () => s.failover(),
+      callOffered: () => s.callStarted(),
       callStarted: (b, ms) => {
         if (b) this.callsPerBackend.set(b, (this.callsPerBackend.get(b) ?? 0) + 1)
-        s.callStarted()
+        s.callAnswered()
         s.setupTime(ms)
       },
+      callFailed: () => s.callFailed(),
       callEnded: () => s.callEnded(),
       retransmission: () => s.retransmission(),
     }

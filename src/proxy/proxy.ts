@@ -28,23 +28,41 @@ import { ClientTx, ServerTx, FR_TIMER, T1, T2, T4, TIMER_B, TIMER_C, WAIT, enumS
 
 /** Counters the edge exposes as metrics; every method is called on the hot path, so keep them cheap. */
 export interface ProxyObserver {
+  /** A request received on `side` (counted before admission: rate-limited and denied ones too). */
   request(side: Side, method: string): void
+  /** A request sent out of `side` (forwarded, ACK, CANCEL). */
+  requestSent(side: Side, method: string): void
+  /** A response received on `side`. */
   response(side: Side, status: number): void
+  /** A response sent out of `side` (relayed or generated here). */
+  responseSent(side: Side, status: number): void
+  /** A response the edge generated itself (also counted by responseSent). */
+  localReply(status: number): void
   parseError(side: Side): void
-  refused(reason: 'relay' | 'token' | 'draining' | 'overload' | 'acl' | 'rate' | 'loop' | 'hops'): void
+  refused(reason: 'relay' | 'token' | 'draining' | 'overload' | 'acl' | 'rate' | 'loop' | 'hops', side: Side): void
   failover(from: Backend): void
+  /** A new INVITE taken for routing (a server transaction exists). */
+  callOffered(): void
+  /** A new INVITE answered 2xx: the dialog exists. */
   callStarted(backend: Backend | undefined, setupMs: number): void
+  /** A new INVITE ended with a final response >= 300 (including 487 after CANCEL). */
+  callFailed(status: number): void
   callEnded(backend: Backend | undefined, reason: string): void
   retransmission(): void
 }
 
 const NO_OBSERVER: ProxyObserver = {
   request() {},
+  requestSent() {},
   response() {},
+  responseSent() {},
+  localReply() {},
   parseError() {},
   refused() {},
   failover() {},
+  callOffered() {},
   callStarted() {},
+  callFailed() {},
   callEnded() {},
   retransmission() {},
 }
@@ -184,12 +202,14 @@ export class Proxy {
     const address = inb.source.address
     const filter = side === 'public' ? this.publicFilter : this.internalFilter
     if (filter && !filter.permits(address)) {
-      this.observer.refused('acl')
+      this.observer.request(side, inb.msg.method)
+      this.observer.refused('acl', side)
       this.once.warn('acl:' + address, { src: address, side }, 'source not allowed, dropping its requests')
       return false
     }
     if (side === 'public' && this.limiter && !this.limiter.allow(address, Date.now())) {
-      this.observer.refused('rate')
+      this.observer.request(side, inb.msg.method)
+      this.observer.refused('rate', side)
       this.once.warn('rate:' + address, { src: address }, 'source over its request rate, limiting')
       if (this.rateReply && inb.msg.method !== 'ACK') {
         try {
@@ -214,6 +234,8 @@ export class Proxy {
       if (!msg.isRequest || msg.method === 'ACK') return
       const status = err instanceof SipParseError ? err.status : 400
       const out = buildResponse(msg, status, shortReason(err))
+      this.observer.localReply(status)
+      this.observer.responseSent(side, status)
       this.transports.send(out, responseDestination(msg.via, source), listener, connId)
     } catch {
       // Not even the headers a response needs: drop silently (RFC 3261 §16.3 / §18.3).
@@ -268,21 +290,21 @@ export class Proxy {
 
     const mf = msg.maxForwards
     if (mf === 0) {
-      this.observer.refused('hops')
+      this.observer.refused('hops', side)
       return this.replyTo(inb, 483, 'Too Many Hops')
     }
     if (this.isLooped(msg)) {
-      this.observer.refused('loop')
+      this.observer.refused('loop', side)
       return this.replyTo(inb, 482, 'Loop Detected')
     }
     if (this.servers.size >= this.maxTransactions) {
-      this.observer.refused('overload')
+      this.observer.refused('overload', side)
       return this.replyTo(inb, 503, 'Service Unavailable', [['Retry-After', '5']])
     }
 
     const route = this.processRoutes(msg)
     if (route === 'forged') {
-      this.observer.refused('token')
+      this.observer.refused('token', side)
       return this.replyTo(inb, 403, 'Forbidden')
     }
     if (route === 'stale') return this.replyTo(inb, 404, 'Not Found')
@@ -415,7 +437,7 @@ export class Proxy {
       // No token and no dialog: a request addressed past us.
       if (route.nextRoute || !this.sides.isOwn(msg.uri.host, msg.uri.port)) {
         if (side === 'public') {
-          this.observer.refused('relay')
+          this.observer.refused('relay', side)
           return this.replyTo(inb, 403, 'Forbidden')
         }
         target = peerFromUri(route.nextRoute ? route.nextRoute.uri : msg.uri)
@@ -444,14 +466,14 @@ export class Proxy {
     const ruriIsOwn = this.sides.isOwn(msg.uri.host, msg.uri.port)
     if (side === 'public' && (route.nextRoute || (!ruriIsOwn && !route.token))) {
       // Routed past us, or not for us and not in a dialog we know: never relay for the outside.
-      this.observer.refused('relay')
+      this.observer.refused('relay', side)
       return this.replyTo(inb, 403, 'Forbidden')
     }
     if (method === 'OPTIONS' && ruriIsOwn && msg.uri.user === undefined) {
       return this.replyTo(inb, 200, 'OK', [['Allow', ALLOW], ['Accept', 'application/sdp']])
     }
     if (this.draining && method === 'INVITE') {
-      this.observer.refused('draining')
+      this.observer.refused('draining', side)
       return this.replyTo(inb, 503, 'Service Unavailable', [['Retry-After', String(this.opts.retryAfterS ?? 30)]])
     }
 
@@ -466,7 +488,10 @@ export class Proxy {
     }
 
     const st = this.newServerTx(inb, side, key)
-    if (method === 'INVITE') this.sendProvisional(st, 100, 'Trying')
+    if (method === 'INVITE') {
+      this.observer.callOffered()
+      this.sendProvisional(st, 100, 'Trying')
+    }
 
     if (ctx?.target || goesOut) {
       const target = ctx?.target ?? this.opts.trunk ?? (route.nextRoute ? peerFromUri(route.nextRoute.uri) : peerFromUri(msg.uri))
@@ -575,6 +600,7 @@ export class Proxy {
     }
     ct.timeoutAt = now + (method === 'INVITE' ? (backend ? this.inviteTimeoutMs : TIMER_B) : FR_TIMER)
     this.armClient(ct, now)
+    this.observer.requestSent(outSide, method)
     this.transports.send(out, dest, via)
     return true
   }
@@ -698,6 +724,7 @@ export class Proxy {
     // Stateless branch: derived from the incoming one so retransmitted ACKs keep the same branch (§16.11).
     const branch = 'z9hG4bKs' + fnv1a(msg.topViaBranch ?? msg.callId).toString(36)
     ed.prependHeader('Via', viaValue(listener, branch))
+    this.observer.requestSent(outSide, 'ACK')
     this.transports.send(ed.toBuffer(), target, listener)
   }
 
@@ -718,6 +745,7 @@ export class Proxy {
   private sendCancel(ct: ClientTx): void {
     if (!ct.out) return
     const invite = parseMessage(ct.out)
+    this.observer.requestSent(ct.backend ? 'internal' : this.sides.sideOf(ct.listener, ct.target), 'CANCEL')
     this.transports.send(buildCancel(invite), ct.target, ct.listener)
     ct.cancelPending = false
     // If the backend never answers the CANCEL with a 487, timer C / B ends the INVITE with a 487 upstream.
@@ -911,6 +939,8 @@ export class Proxy {
     if (!st.request) return
     const out = buildResponse(st.request, status, reason)
     st.lastResponse = out
+    this.observer.localReply(status)
+    this.observer.responseSent(st.side, status)
     this.transports.send(out, st.responseDest, st.listener, st.connId)
   }
 
@@ -927,11 +957,14 @@ export class Proxy {
     const opts: { toTag?: string; headers?: Array<[string, string]> } = {}
     if (st.request.toTag === undefined) opts.toTag = this.localTag
     if (headers) opts.headers = headers
+    this.observer.localReply(status)
     this.sendUpstream(st, status, buildResponse(st.request, status, reason, opts))
   }
 
   /** Sends a response upstream and moves the server transaction on (RFC 3261 §17.2 and RFC 6026). */
   private sendUpstream(st: ServerTx, status: number, out: Buffer): void {
+    this.observer.responseSent(st.side, status)
+    if (status >= 300 && st.isInvite && st.lastStatus < 200 && st.request?.toTag === undefined) this.observer.callFailed(status)
     this.transports.send(out, st.responseDest, st.listener, st.connId)
     if (status < 200) {
       st.lastResponse = out
@@ -1047,7 +1080,8 @@ export class Proxy {
     if (status > 100 && msg.toTag === undefined) opts.toTag = this.localTag
     if (headers) opts.headers = headers
     const out = buildResponse(msg, status, reason, opts)
-    this.observer.response(this.sides.sideOf(inb.listener, inb.source), status)
+    this.observer.localReply(status)
+    this.observer.responseSent(this.sides.sideOf(inb.listener, inb.source), status)
     this.transports.send(out, responseDestination(msg.via, inb.source), inb.listener, inb.connId)
   }
 
