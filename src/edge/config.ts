@@ -343,7 +343,7 @@ const SCHEMA: Record<string, Field> = {
 }
 
 /** Keys that can't be applied to a running edge (sockets, sizes of tables, the token secret). */
-export const RESTART_KEYS: readonly string[] = ['listen', 'internalListen', 'secret', 'admin', 'limits', 'etcd']
+export const RESTART_KEYS: readonly string[] = ['listen', 'internalListen', 'secret', 'admin', 'adminToken', 'limits', 'etcd', 'hep', 'trunk']
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -635,6 +635,25 @@ function crossCheck(c: EdgeConfig, out: Problem[], warnings: string[]): void {
     const prev = seen.get(k)
     if (prev && spec.port !== 0) out.push({ path, problem: `"${s}" is already used by ${prev}` })
     else seen.set(k, path)
+  }
+  // A listening TCP wildcard holds the port on every address (Linux): a specific TCP listener on the same
+  // port cannot bind. UDP can share (see transport/transports.ts sharesWildcardPort).
+  const tcp = sockets.flatMap(([s, path]) => {
+    const spec = parseListenSpec(s, 'public')
+    return typeof spec === 'string' || spec.proto !== 'tcp' || spec.port === 0 ? [] : [{ spec, path, s }]
+  })
+  for (const a of tcp) {
+    if (a.spec.host !== '0.0.0.0' && a.spec.host !== '::') continue
+    for (const b of tcp) {
+      if (b === a || b.spec.port !== a.spec.port || b.spec.host === a.spec.host) continue
+      if (isIP(b.spec.host) !== isIP(a.spec.host)) continue
+      out.push({
+        path: b.path,
+        problem:
+          `"${b.s}" cannot bind next to ${a.path} "${a.s}": a TCP wildcard takes port ${a.spec.port} on every address. ` +
+          `Use another port for one of them, or bind the public side to its specific address (UDP may share a port with a wildcard)`,
+      })
+    }
   }
   const ids = new Map<string, number>()
   c.backends.forEach((s, i) => {

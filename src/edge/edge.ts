@@ -14,7 +14,7 @@ import { parseListenSpec } from '../transport/listen-spec.js'
 import { Transports } from '../transport/transports.js'
 import type { Inbound, Listener, ListenSpec, Peer } from '../transport/types.js'
 import { startAdmin, type AdminServer, type AdminTarget } from './admin.js'
-import { DEFAULT_CONFIG, changedKeys, parseBackendSpec, validateConfig, type EdgeConfig } from './config.js'
+import { DEFAULT_CONFIG, RESTART_KEYS, changedKeys, parseBackendSpec, validateConfig, type EdgeConfig } from './config.js'
 import { HepExporter } from './hep.js'
 import { componentLogger, createLogger, applyLogLevels } from './logger.js'
 import { createMetrics, type EdgeMetrics } from './metrics.js'
@@ -71,7 +71,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
       onParseError: (err: Error, buf: Buffer, source: Peer, listener: Listener, connId?: number) =>
         this.proxy.handleParseError(err, buf, source, listener, connId),
       onSendError: (err: Error, dest: Peer) => {
-        this.stats.sendError(0)
+        this.stats.sendError(this.proxy?.sides.isInternalAddress(dest.address) || this.proxy?.sides.isBackendHost(dest.address) ? 1 : 0)
         this.proxy.handleSendError(err, dest)
       },
     }
@@ -134,7 +134,8 @@ export class Edge extends EventEmitter<EdgeEvents> {
       if (what === 'added' || what === 'removed') this.refreshBackendHosts()
       // 'probing' comes and goes with single failed transactions: not worth a line at info.
       const level = what !== 'health' ? 'info' : b.health === 'down' ? 'warn' : b.health === 'probing' ? 'debug' : 'info'
-      this.log[level]({ backend: b.id, uri: b.uri, admin: b.admin, health: b.health, change: what }, 'backend changed')
+      const why = what === 'health' && b.health !== 'up' ? { reason: b.lastFailure } : {}
+      this.log[level]({ backend: b.id, uri: b.uri, admin: b.admin, health: b.health, change: what, ...why }, 'backend changed')
       this.emit('backend', b, what)
     }
     this.proxy.start()
@@ -143,19 +144,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
       this.hep = new HepExporter({ ...c.hep, onResult: (ok) => this.stats.hep(ok) })
       this.captureOutgoing(this.hep)
     }
-    if (c.probe.enabled) {
-      const local = (this.transports.listeners.find((l) => l.spec.side === 'internal') ?? this.transports.listeners[0])?.spec.host
-      this.prober = new Prober(this.dispatcher, {
-        intervalMs: c.probe.intervalMs,
-        timeoutMs: c.probe.timeoutMs,
-        failThreshold: c.probe.failThreshold,
-        okThreshold: c.probe.okThreshold,
-        ...(local && local !== '0.0.0.0' && local !== '::' ? { localAddress: local } : {}),
-      })
-      await this.prober.start()
-      const prober = this.prober
-      this.dispatcher.onSuspect = (b) => void prober.probeNow(b).catch(() => {})
-    }
+    await this.startProber(c.probe)
     if (c.etcd) {
       const e = c.etcd
       // Loaded only when configured: the etcd client (gRPC, protobufjs) costs ~40 MB and start-up time.
@@ -188,6 +177,22 @@ export class Edge extends EventEmitter<EdgeEvents> {
       },
       'sipedge started',
     )
+  }
+
+  private async startProber(p: EdgeConfig['probe']): Promise<void> {
+    if (!p.enabled) return
+    const local = (this.transports.listeners.find((l) => l.spec.side === 'internal') ?? this.transports.listeners[0])?.spec.host
+    const prober = new Prober(this.dispatcher, {
+      intervalMs: p.intervalMs,
+      timeoutMs: p.timeoutMs,
+      failThreshold: p.failThreshold,
+      okThreshold: p.okThreshold,
+      onResult: (ok) => this.stats.probe(ok),
+      ...(local && local !== '0.0.0.0' && local !== '::' ? { localAddress: local } : {}),
+    })
+    this.prober = prober
+    await prober.start()
+    this.dispatcher.onSuspect = (b) => void prober.probeNow(b).catch(() => {})
   }
 
   /** Calls answered per backend id since start (the demo's summary, tests). */
@@ -237,11 +242,34 @@ export class Edge extends EventEmitter<EdgeEvents> {
     return this.stopping
   }
 
-  /** SIGHUP: apply what can change live; returns the keys that need a restart. */
-  reload(next: EdgeConfig): string[] {
+  /**
+   * SIGHUP: apply what can change live (everything but RESTART_ONLY); returns the changed keys that need a
+   * restart. Calls and transactions in progress keep the settings they started with.
+   */
+  async reload(next: EdgeConfig): Promise<string[]> {
     const changed = changedKeys(this.config, next)
     const needRestart = changed.filter((k) => RESTART_ONLY.has(k.split('.')[0]!))
     applyLogLevels(this.log, next)
+    this.dispatcher.configureAlgorithms(next.algorithm, next.setAlgorithms)
+    if (this.proxy) {
+      this.proxy.reconfigure({
+        rateLimit: next.rateLimit,
+        failover: next.failover,
+        maskCallId: next.maskCallId,
+        filters: {
+          public: sourceFilter(next.allowPublic, next.denyPublic),
+          internal: sourceFilter(next.allowInternal, next.denyInternal),
+        },
+      })
+      this.proxy.sides.setInternalNets(cidrList(next.trustedNetworks))
+    }
+    if (this.started && changed.includes('probe')) {
+      const old = this.prober
+      this.prober = undefined
+      this.dispatcher.onSuspect = undefined
+      await old?.stop()
+      await this.startProber(next.probe)
+    }
     // Static backends: upsert the new list, remove static ones that disappeared (health is kept by id).
     const keep = new Set<string>()
     for (const entry of next.backends) {
@@ -251,7 +279,6 @@ export class Edge extends EventEmitter<EdgeEvents> {
       this.dispatcher.upsert(spec)
     }
     for (const b of this.dispatcher.backends()) if (b.source === 'static' && !keep.has(b.id)) this.dispatcher.remove(b.id)
-    for (const [set, alg] of Object.entries(next.setAlgorithms)) this.dispatcher.setAlgorithm(set, alg)
     Object.assign(this.config, { ...next, ...pick(this.config, needRestart) })
     return needRestart
   }
@@ -358,7 +385,7 @@ function sourceFilter(allow: string[], deny: string[]): SourceFilter {
   return new SourceFilter(allow.length ? cidrList(allow) : undefined, deny.length ? cidrList(deny) : undefined)
 }
 
-const RESTART_ONLY = new Set(['listen', 'internalListen', 'secret', 'admin', 'adminToken', 'limits', 'etcd', 'hep', 'trunk'])
+const RESTART_ONLY = new Set(RESTART_KEYS)
 
 function pick(obj: EdgeConfig, keys: string[]): Partial<EdgeConfig> {
   const out: Record<string, unknown> = {}

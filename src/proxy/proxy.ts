@@ -106,19 +106,19 @@ export class Proxy {
 
   private readonly servers = new Map<string, ServerTx>()
   private readonly clients = new Map<string, ClientTx>()
-  private readonly maxTries: number
-  private readonly inviteTimeoutMs: number
-  private readonly failoverCodes: ReadonlySet<number>
+  private maxTries: number
+  private inviteTimeoutMs: number
+  private failoverCodes: ReadonlySet<number>
   private readonly maxTransactions: number
   private readonly defaultSet: string
   private readonly observer: ProxyObserver
   private readonly hooks: ProxyHooks
   private readonly fireServer = (tx: ServerTx, now: number): void => this.onServerTimer(tx, now)
   private readonly fireClient = (tx: ClientTx, now: number): void => this.onClientTimer(tx, now)
-  private readonly limiter: RateLimiter | undefined
-  private readonly rateReply: boolean
-  private readonly publicFilter: SourceFilter | undefined
-  private readonly internalFilter: SourceFilter | undefined
+  private limiter: RateLimiter | undefined
+  private rateReply: boolean
+  private publicFilter: SourceFilter | undefined
+  private internalFilter: SourceFilter | undefined
   private readonly once: LogOnce
   /** Local tag for responses the edge itself generates (stable per process, enough to be unique per call). */
   private readonly localTag = newTag()
@@ -157,6 +157,20 @@ export class Proxy {
 
   start(): void {
     this.wheel.start()
+  }
+
+  /** SIGHUP: what can change on a running proxy. Transactions in progress keep the values they started with. */
+  reconfigure(o: Pick<ProxyOptions, 'rateLimit' | 'filters' | 'failover' | 'maskCallId'>): void {
+    this.maxTries = o.failover?.maxTries ?? 3
+    this.inviteTimeoutMs = o.failover?.inviteTimeoutMs ?? 2000
+    this.failoverCodes = new Set(o.failover?.codes ?? [408, 500, 503])
+    const rl = o.rateLimit
+    const same = rl && this.opts.rateLimit && rl.rps === this.opts.rateLimit.rps && rl.burst === this.opts.rateLimit.burst
+    if (!same) this.limiter = rl && rl.rps > 0 ? new RateLimiter(rl.rps, Math.max(1, rl.burst)) : undefined
+    this.rateReply = rl?.action !== 'drop'
+    this.publicFilter = o.filters?.public?.active ? o.filters.public : undefined
+    this.internalFilter = o.filters?.internal?.active ? o.filters.internal : undefined
+    Object.assign(this.opts, o)
   }
 
   stop(): void {
