@@ -72,7 +72,8 @@ export function resolveRegistration(opts: RegisterOptions): { key: string; id: s
  * options. Aborting `force` while draining stops waiting for calls (a second SIGTERM/SIGINT).
  */
 export async function register(opts: RegisterOptions, signal: AbortSignal, force?: AbortSignal): Promise<number> {
-  const log = opts.logger ?? pino({ name: 'sipedge-register' })
+  // ISO time, as the edge logs (src/edge/logger.ts), so both read the same in one log pipeline.
+  const log = opts.logger ?? pino({ name: 'sipedge-register', timestamp: pino.stdTimeFunctions.isoTime })
   const resolved = resolveRegistration(opts)
   if (typeof resolved === 'string') {
     log.error({ reason: resolved }, 'invalid registration options')

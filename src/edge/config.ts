@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isIP, isIPv4 } from 'node:net'
-import { parseDocument } from 'yaml'
+import { LineCounter, parseDocument, type Document } from 'yaml'
 import type { Algorithm, BackendSpec } from '../dispatch/types.js'
 import { StaticBackendError, staticBackends } from '../discovery/static.js'
 import { parseListenSpec as parseTransportListenSpec } from '../transport/listen-spec.js'
@@ -88,7 +88,8 @@ export const DEFAULT_CONFIG: EdgeConfig = deepFreeze({
   allowInternal: [],
   denyInternal: [],
   rateLimit: { rps: 0, burst: 100, action: 'reply' },
-  maskCallId: false,
+  // On by default: a backend's Call-ID may name its host ("1-17270@10.0.3.7"), and nothing internal may leak.
+  maskCallId: true,
   logLevel: 'info',
   logLevels: {},
   limits: {
@@ -165,6 +166,7 @@ export function parseListenSpec(s: string, side: Side): ListenSpec | string {
 export function parseBackendSpec(s: string): BackendSpec | string {
   let set = 'default'
   let rest = s
+  if (/^(set=[^:]*:)?sips:/i.test(s)) return `"${s}": sips: needs TLS, which the edge does not speak yet; use sip:...;transport=tcp`
   const setMatch = /^set=([^:]*):(.*)$/.exec(s)
   if (setMatch) {
     set = setMatch[1]!
@@ -192,10 +194,55 @@ export function parseCidr(s: string): { family: 4 | 6; address: string; bits: nu
     if (!/^\d{1,3}$/.test(b) || Number(b) > max) return `"${s}": prefix length must be 0..${max}`
     bits = Number(b)
   }
+  const network = networkOf(address, family as 4 | 6, bits)
+  if (network !== address) return `"${s}" has host bits set: did you mean ${network}/${bits}?`
   return { family: family as 4 | 6, address, bits }
 }
 
+/** The address with every bit past `bits` cleared, or `address` itself when no host bit is set. */
+function networkOf(address: string, family: 4 | 6, bits: number): string {
+  const bytes = family === 4 ? address.split('.').map(Number) : ipv6Bytes(address)
+  let changed = false
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, bits - i * 8))
+    const masked = bytes[i]! & (0xff << (8 - keep)) & 0xff
+    if (masked !== bytes[i]) changed = true
+    bytes[i] = masked
+  }
+  if (!changed) return address
+  if (family === 4) return bytes.join('.')
+  const groups: string[] = []
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16))
+  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::').replace(/:{3,}/, '::')
+}
+
+function ipv6Bytes(address: string): number[] {
+  let text = address
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)
+  if (v4) {
+    const p = v4[1]!.split('.').map(Number)
+    text = text.slice(0, -v4[1]!.length) + `${((p[0]! << 8) | p[1]!).toString(16)}:${((p[2]! << 8) | p[3]!).toString(16)}`
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined]
+  const h = head ? head.split(':') : []
+  const t = tail ? tail.split(':') : []
+  const groups = [...h, ...Array<string>(tail === undefined ? 0 : 8 - h.length - t.length).fill('0'), ...t]
+  return groups.flatMap((g) => {
+    const n = parseInt(g, 16)
+    return [n >> 8, n & 0xff]
+  })
+}
+
+function checkSecret(s: string): string | undefined {
+  if (PLACEHOLDER.test(s)) {
+    return 'is a placeholder from an example: generate one (openssl rand -base64 24) and set SIPEDGE_SECRET, the same on every edge'
+  }
+  return undefined
+}
+const PLACEHOLDER = /change.?me|replace.?me|your.?secret|placeholder|example/i
+
 function checkTrunk(s: string): string | undefined {
+  if (/^sips:/i.test(s)) return `"${s}": sips: needs TLS, which the edge does not speak yet; use sip:...;transport=tcp`
   // sip:[user@]host[:port][;params] where host is an IP literal: the edge does no DNS for next hops.
   const m = /^sips?:(?:[^@;]+@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(?:;[^;]+)*$/.exec(s)
   const problem = `"${s}" is not a SIP URI (sip:[user@]host[:port][;params])`
@@ -266,7 +313,7 @@ const SCHEMA: Record<string, Field> = {
   backends: { kind: 'list', check: backendCheck },
   algorithm: { kind: 'enum', values: ALGORITHMS },
   setAlgorithms: { kind: 'map', keyPattern: /^[A-Za-z0-9_.-]+$/, values: ALGORITHMS },
-  secret: { kind: 'string', minLength: 16 },
+  secret: { kind: 'string', minLength: 16, check: checkSecret },
   etcd: {
     kind: 'object',
     optional: true,
@@ -418,9 +465,9 @@ export const FLAGS: readonly FlagSpec[] = [
   flag('rate-limit-rps', 'rateLimit.rps', 'requests per second per source, 0 = off', { arg: 'N' }),
   flag('rate-limit-burst', 'rateLimit.burst', 'token bucket size per source', { arg: 'N' }),
   flag('rate-limit-action', 'rateLimit.action', 'over the limit: reply (503) or drop', { arg: 'ACTION' }),
-  flag('mask-call-id', 'maskCallId', 'mask the Call-ID of calls placed by backends toward the public side (restored on the way back)'),
+  flag('mask-call-id', 'maskCallId', 'replace the Call-ID of calls placed by backends with an encrypted one toward the public side (restored on the way back)'),
   flag('admin', 'admin', 'admin HTTP server host:port (metrics, health, backends)', { arg: 'ADDR' }),
-  flag('admin-token', 'adminToken', 'bearer token for the admin API (prefer SIPEDGE_ADMIN_TOKEN)', { arg: 'TOKEN' }),
+  flag('admin-token', 'adminToken', 'bearer token for the admin API (>= 8 chars; prefer SIPEDGE_ADMIN_TOKEN)', { arg: 'TOKEN' }),
   flag('hep', 'hep.address', 'HEP3 collector udp:host:port (Homer, sngrep -L)', { arg: 'ADDR' }),
   flag('hep-id', 'hep.id', 'HEP capture agent id', { arg: 'N' }),
   flag('hep-password', 'hep.password', 'HEP authentication key', { arg: 'PASS' }),
@@ -509,8 +556,10 @@ function checkField(field: Field, value: unknown, path: string, out: Problem[]):
     case 'enum':
       return typeof value === 'string' && field.values.includes(value)
         ? value
-        : fail(`${show(value)} must be one of ${field.values.join(', ')}`)
+        : fail(`${show(value)} must be one of ${field.values.join(', ')}${didYouMean(value, field.values)}`)
     case 'list': {
+      // "a, b" in YAML means what --flag a,b means: a comma list (the env and flags accept the same).
+      if (typeof value === 'string') value = splitList(value)
       if (!Array.isArray(value)) return fail(`${show(value)} must be a list`)
       const result: string[] = []
       value.forEach((item, i) => {
@@ -528,6 +577,8 @@ function checkField(field: Field, value: unknown, path: string, out: Problem[]):
       return result
     }
     case 'int-list': {
+      if (typeof value === 'string') value = splitList(value).map((x) => (/^\d+$/.test(x) ? Number(x) : x))
+      else if (typeof value === 'number') value = [value]
       if (!Array.isArray(value)) return fail(`${show(value)} must be a list of integers`)
       value.forEach((item, i) => {
         if (typeof item !== 'number' || !Number.isInteger(item)) {
@@ -544,7 +595,7 @@ function checkField(field: Field, value: unknown, path: string, out: Problem[]):
       for (const [k, v] of Object.entries(value)) {
         if (!field.keyPattern.test(k)) out.push({ path: `${path}.${k}`, problem: `"${k}" is not a valid name` })
         else if (typeof v !== 'string' || !field.values.includes(v)) {
-          out.push({ path: `${path}.${k}`, problem: `${show(v)} must be one of ${field.values.join(', ')}` })
+          out.push({ path: `${path}.${k}`, problem: `${show(v)} must be one of ${field.values.join(', ')}${didYouMean(v, field.values)}` })
         } else result[k] = v
       }
       return result
@@ -569,9 +620,40 @@ function checkField(field: Field, value: unknown, path: string, out: Problem[]):
 function unknownKeyProblem(key: string, known: string[]): string {
   const camel = kebabToCamel(key)
   if (camel !== key && known.includes(camel)) return `unknown key (did you mean ${camel}? YAML keys are camelCase)`
-  const lower = key.toLowerCase()
-  const near = known.find((k) => k.toLowerCase() === lower)
+  const near = nearest(key, known)
   return near ? `unknown key (did you mean ${near}?)` : 'unknown key'
+}
+
+/** The known word closest to `word` (case-insensitive edit distance, at most a third of its length). */
+export function nearest(word: string, known: readonly string[]): string | undefined {
+  const w = word.toLowerCase()
+  let best: string | undefined
+  let bestD = Math.max(1, Math.floor(w.length / 3)) + 1
+  for (const k of known) {
+    const d = editDistance(w, k.toLowerCase())
+    if (d < bestD) {
+      best = k
+      bestD = d
+    }
+  }
+  return best
+}
+
+function didYouMean(value: unknown, known: readonly string[]): string {
+  const near = typeof value === 'string' ? nearest(value, known) : undefined
+  return near ? ` (did you mean ${near}?)` : ''
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    prev = cur
+  }
+  return prev[b.length]!
 }
 
 type Layer = Record<string, unknown>
@@ -670,10 +752,16 @@ function crossCheck(c: EdgeConfig, out: Problem[], warnings: string[]): void {
   if (c.backends.length === 0 && !c.etcd) {
     warnings.push('no backends configured (backends or etcd): every new call will be answered 503')
   }
+  // With etcd, sets come and go at run time; without it, a set no backend names is a typo.
   if (!c.etcd) {
-    const sets = new Set([...ids.keys()].map((id) => id.slice(0, id.indexOf('/'))))
+    const sets = [...new Set([...ids.keys()].map((id) => id.slice(0, id.indexOf('/'))))]
     for (const s of Object.keys(c.setAlgorithms)) {
-      if (!sets.has(s)) warnings.push(`setAlgorithms.${s}: no static backend is in set "${s}"`)
+      if (sets.includes(s)) continue
+      const near = nearest(s, sets)
+      out.push({
+        path: `setAlgorithms.${s}`,
+        problem: `no backend is in set "${s}"${near ? ` (did you mean ${near}?)` : ''}; sets: ${sets.join(', ') || 'none'}`,
+      })
     }
   }
   if (c.admin && !c.adminToken) {
@@ -682,6 +770,11 @@ function crossCheck(c: EdgeConfig, out: Problem[], warnings: string[]): void {
       warnings.push(`admin: ${c.admin} is not loopback and no adminToken is set: anyone who reaches it can drain backends`)
     }
   }
+}
+
+function fileSource(file: string, lineOf: ((path: string) => number | undefined) | undefined, path: string): string {
+  const line = path === '(top level)' ? undefined : lineOf?.(path)
+  return line === undefined ? `file ${file}` : `file ${file}:${line}`
 }
 
 /** Formats a problem; `source` says where the offending value came from. */
@@ -708,12 +801,14 @@ function finish(
   errors: string[],
   warnings: string[],
   keepSecret?: string,
+  locate?: (path: string) => string | undefined,
 ): { config?: EdgeConfig; errors: string[]; warnings: string[] } {
   if (errors.length > 0) return { errors, warnings }
   const config = merged as unknown as EdgeConfig
   const cross: Problem[] = []
   crossCheck(config, cross, warnings)
-  for (const p of cross) errors.push(format(p))
+  // A rule over several keys points at the file line of the key it names, when the file has that key.
+  for (const p of cross) errors.push(format(p, locate?.(p.path)))
   if (errors.length > 0) return { errors, warnings }
   if (config.secret === '' && keepSecret) {
     config.secret = keepSecret
@@ -897,14 +992,18 @@ function envLayer(env: NodeJS.ProcessEnv, errors: string[]): Layer {
 }
 
 /** Reads and parses a YAML file; problems carry the line and column. */
-export function readYamlConfig(file: string, readFile: (p: string) => string): { raw?: unknown; errors: string[] } {
+export function readYamlConfig(
+  file: string,
+  readFile: (p: string) => string,
+): { raw?: unknown; errors: string[]; lineOf?: (path: string) => number | undefined } {
   let text: string
   try {
     text = readFile(file)
   } catch (err) {
     return { errors: [`config: cannot read ${file}: ${(err as Error).message}`] }
   }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter: lines })
   if (doc.errors.length > 0) {
     return {
       errors: doc.errors.map((e) => {
@@ -914,7 +1013,18 @@ export function readYamlConfig(file: string, readFile: (p: string) => string): {
       }),
     }
   }
-  return { raw: doc.toJS({ maxAliasCount: 100 }) as unknown, errors: [] }
+  return { raw: doc.toJS({ maxAliasCount: 100 }) as unknown, errors: [], lineOf: (path) => lineOf(doc, lines, path) }
+}
+
+/** The line of `probe.intervalMs` / `listen[1]` in the file, or of its nearest parent that is there. */
+function lineOf(doc: Document, lines: LineCounter, path: string): number | undefined {
+  const parts: Array<string | number> = []
+  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) parts.push(m[2] !== undefined ? Number(m[2]) : m[1]!)
+  for (let n = parts.length; n > 0; n--) {
+    const node = doc.getIn(parts.slice(0, n), true) as { range?: [number, number, number] } | undefined
+    if (node?.range) return lines.linePos(node.range[0]).line
+  }
+  return undefined
 }
 
 export interface LoadResult {
@@ -949,12 +1059,17 @@ export function loadConfig(opts: {
   for (const p of args.positionals) errors.push(`unexpected argument "${p}"; see --help`)
 
   const file = args.configFile ?? (env.SIPEDGE_CONFIG || undefined)
+  let locate: ((path: string) => string | undefined) | undefined
   if (file !== undefined) {
     const y = readYamlConfig(file, readFile)
     errors.push(...y.errors)
     const fileProblems: Problem[] = []
     applyLayer(merged, checkLayer(y.raw, fileProblems))
-    for (const p of fileProblems) errors.push(format(p, `file ${file}`))
+    for (const p of fileProblems) errors.push(format(p, fileSource(file, y.lineOf, p.path)))
+    locate = (path) => {
+      const line = y.lineOf?.(path)
+      return line === undefined ? undefined : `${file}:${line}`
+    }
   }
 
   const flagProblems: Problem[] = []
@@ -965,7 +1080,7 @@ export function loadConfig(opts: {
     warnings.push(`--${f}: secrets on the command line are visible to every local user (ps); prefer ${spec.env} or the config file`)
   }
 
-  const done = finish(merged, errors, warnings, opts.keepSecret)
+  const done = finish(merged, errors, warnings, opts.keepSecret, locate)
   return {
     config: done.config ?? (merged as unknown as EdgeConfig),
     ...(file !== undefined ? { file } : {}),

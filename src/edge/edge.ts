@@ -20,14 +20,23 @@ import { componentLogger, createLogger, applyLogLevels } from './logger.js'
 import { createMetrics, type EdgeMetrics } from './metrics.js'
 import { DIR_IN, DIR_OUT, EdgeStats, sideIndex } from './stats.js'
 
-/** Everything of EdgeConfig is optional here: missing keys take the defaults of `sipedge` itself. */
-export type EdgeOptions = Partial<EdgeConfig> & {
+/**
+ * Everything of EdgeConfig is optional here: missing keys take the defaults of `sipedge` itself. A key given
+ * as `undefined` counts as missing (`secret: process.env.SIPEDGE_SECRET` compiles under
+ * exactOptionalPropertyTypes and, when the variable is unset, gets a random secret as the CLI does).
+ */
+export type EdgeOptions = { [K in keyof EdgeConfig]?: EdgeConfig[K] | undefined } & {
   /** Hooks for custom SBC logic (see ProxyHooks); none by default, so the default path pays nothing. */
   hooks?: ProxyHooks
   /** A pino logger; default: JSON lines on stdout at `logLevel`. */
   logger?: Logger
   /** A complete, already validated config (the CLI passes the one it loaded); other keys are then ignored. */
   config?: EdgeConfig
+}
+
+/** How a graceful shutdown ended: calls (dialogs and INVITEs being set up) still up at the deadline. */
+export interface ShutdownResult {
+  callsCut: number
 }
 
 export interface EdgeEvents {
@@ -54,7 +63,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
   private readonly hooks: ProxyHooks | undefined
   private started = false
   private readonly callsPerBackend = new Map<Backend, number>()
-  private stopping: Promise<void> | undefined
+  private stopping: Promise<ShutdownResult> | undefined
 
   constructor(config: EdgeConfig, log: Logger, hooks?: ProxyHooks) {
     super()
@@ -217,29 +226,36 @@ export class Edge extends EventEmitter<EdgeEvents> {
    * Graceful stop (SIGTERM): new INVITEs get 503 + Retry-After, calls in progress go on until they end or the
    * deadline passes, then everything closes.
    */
-  shutdown(deadlineMs = this.config.shutdownTimeoutMs): Promise<void> {
+  shutdown(deadlineMs = this.config.shutdownTimeoutMs): Promise<ShutdownResult> {
     if (this.stopping) return this.stopping
     this.stopping = (async () => {
-      if (!this.started) return
+      if (!this.started) return { callsCut: 0 }
       this.proxy.draining = true
       this.emit('draining')
       const until = Date.now() + deadlineMs
       this.log.info({ calls: this.proxy.dialogs.size, deadlineMs }, 'draining: no new calls, waiting for calls in progress')
+      // 20 ms steps: an idle edge stops at once, a busy one within a step of its last call ending.
       while (Date.now() < until && this.proxy.busy > 0) {
-        await new Promise((r) => setTimeout(r, 100))
+        await new Promise((r) => setTimeout(r, 20))
         this.proxy.dialogs.purge()
       }
-      this.log.info({ left: this.proxy.dialogs.size }, 'drained, stopping')
+      const callsCut = this.proxy.busy
+      if (callsCut > 0) this.log.warn({ callsCut, deadlineMs }, `drain deadline passed: cutting ${callsCut} call(s) still in progress`)
+      else this.log.info('drained: no call in progress, stopping')
       await this.close()
+      return { callsCut }
     })()
     return this.stopping
   }
 
   /** Immediate stop. */
   async stop(): Promise<void> {
-    if (this.stopping) return this.stopping
-    this.stopping = this.close()
-    return this.stopping
+    if (this.stopping) {
+      await this.stopping
+      return
+    }
+    this.stopping = this.close().then(() => ({ callsCut: 0 }))
+    await this.stopping
   }
 
   /**
@@ -401,7 +417,8 @@ function pick(obj: EdgeConfig, keys: string[]): Partial<EdgeConfig> {
  * problem). Call `start()` to bind and run.
  */
 export async function createEdge(options: EdgeOptions = {}): Promise<Edge> {
-  const { hooks, logger, config: given, ...raw } = options
+  const { hooks, logger, config: given, ...rawGiven } = options
+  const raw = Object.fromEntries(Object.entries(rawGiven).filter(([, v]) => v !== undefined)) as Partial<EdgeConfig>
   const { config, errors, warnings } = given ? { config: given, errors: [], warnings: [] } : validateConfig(raw, 'options')
   if (!config) throw new Error(`invalid sipedge options:\n  ${errors.join('\n  ')}`)
   if (!config.secret) config.secret = randomBytes(24).toString('base64url')

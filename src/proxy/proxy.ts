@@ -181,9 +181,14 @@ export class Proxy {
     return this.servers.size + this.clients.size
   }
 
-  /** Calls still being set up or carried (for draining). */
+  /**
+   * Calls still being set up or carried (for draining): dialogs, and transactions still waiting for their
+   * final response. Finished transactions absorbing retransmissions (timers J/K, 5 s) do not hold a drain.
+   */
   get busy(): number {
-    return this.dialogs.size + this.servers.size
+    let pending = 0
+    for (const st of this.servers.values()) if (st.state < enumState.completed) pending++
+    return this.dialogs.size + pending
   }
 
   // ---------------------------------------------------------------- inbound entry points (transport handlers)
