@@ -1068,7 +1068,7 @@ export function loadConfig(opts: {
     for (const p of fileProblems) errors.push(format(p, fileSource(file, y.lineOf, p.path)))
     locate = (path) => {
       const line = y.lineOf?.(path)
-      return line === undefined ? undefined : `${file}:${line}`
+      return line === undefined ? undefined : `file ${file}:${line}`
     }
   }
 
