@@ -22,7 +22,7 @@ import { DialogTable, type Dialog } from './dialogs.js'
 import type { ProxyHooks, RequestContext } from './hooks.js'
 import { TimerWheel } from './timer_wheel.js'
 import { RateLimiter, SourceFilter } from './guard.js'
-import { LogOnce } from '../edge/logger.js'
+import { LogOnce } from '../util/log-once.js'
 import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
 import { ClientTx, ServerTx, FR_TIMER, T1, T2, T4, TIMER_B, TIMER_C, WAIT, enumState, serverKey } from './transactions.js'
 
