@@ -141,10 +141,13 @@ t.test('a second signal exits at once with 1; start failure exits 1', async (t) 
   t.match(f.logs.find((l) => l.level === 60), { msg: 'sipedge failed to start', err: { message: /EADDRINUSE/ } })
 })
 
-/** The real binary (through tap's TypeScript loader): exit codes and output. */
+/**
+ * The real binary as built (npm ci builds dist/): exit codes and output. Not through tap's TypeScript loader:
+ * type-checking the sources in a fresh process takes 10-20 s on a loaded machine.
+ */
 function runBin(args: string[], env: NodeJS.ProcessEnv = {}) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, 'src/edge/cli.ts', ...args], {
+    const child = spawn(process.execPath, ['dist/edge/cli.js', ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })

@@ -111,3 +111,30 @@ t.test('etcd lease errors read as sentences', async (t) => {
   n.name = 'EtcdLeaseInvalidError'
   t.equal(etcdErrorText(n), 'EtcdLeaseInvalidError: Lease 7587883268532931844 is expired or revoked')
 })
+
+t.test('a file with a mistake of every kind: each reported once, with its key and line', async (t) => {
+  const yaml = [
+    'listen: [udp:127.0.0.1:99999]', //      1 bad listen spec (list item)
+    'probe:', //                             2
+    '  intervalMs: often', //                3 not an integer
+    '  enabld: true', //                     4 unknown nested key
+    'rateLimit: {rps: -1, action: slow}', // 5 out of range; not one of
+    'logLevels: {proxy: loud}', //           6 map value
+    'maskCallId: 1', //                      7 not a boolean
+    'secret: short', //                      8 too short
+    'trunk: sip:carrier.example.com', //     9 not an IP literal
+    'hep: {id: 5}', //                       10 fine by itself: hep.address missing is a cross-key rule
+  ].join('\n')
+  const r = load(['--config', 'm.yaml'], {}, { 'm.yaml': yaml })
+  t.same(r.errors, [
+    'listen[0]: "udp:127.0.0.1:99999" is not proto:host[:port] [advertise host[:port]]: bad port \'99999\' (file m.yaml:1)',
+    'probe.intervalMs: "often" must be an integer (file m.yaml:3)',
+    'probe.enabld: unknown key (did you mean enabled?) (file m.yaml:4)',
+    'rateLimit.rps: -1 is out of range 0..1000000 (file m.yaml:5)',
+    'rateLimit.action: "slow" must be one of reply, drop (file m.yaml:5)',
+    'logLevels.proxy: "loud" must be one of fatal, error, warn, info, debug, trace, silent (file m.yaml:6)',
+    'maskCallId: 1 must be true or false (file m.yaml:7)',
+    'secret: must be at least 16 characters (file m.yaml:8)',
+    'trunk: "sip:carrier.example.com": the host must be an IP literal (the edge does not resolve names for next hops) (file m.yaml:9)',
+  ])
+})

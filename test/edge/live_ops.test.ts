@@ -167,7 +167,7 @@ t.test('SIGTERM: an idle edge stops at once after calls; the exec form of the RE
   const t0 = Date.now()
   proc.kill('SIGTERM')
   t.equal(await proc.exited, 0, 'exit 0: no call was cut')
-  t.ok(Date.now() - t0 < 1000, `stopped in ${Date.now() - t0} ms (finished transactions do not hold the drain)`)
+  t.ok(Date.now() - t0 < 2500, `stopped in ${Date.now() - t0} ms (finished transactions do not hold the drain)`)
   t.ok(edge.logs().some((l) => l.msg === 'drained: no call in progress, stopping'))
 })
 

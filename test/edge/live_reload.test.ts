@@ -154,7 +154,7 @@ t.test('SIGHUP applies every reloadable key on a live edge', async (t) => {
   const started = Date.now()
   edge.proc.kill('SIGTERM')
   t.equal(await edge.proc.exited, 3, 'exit 3: calls were cut')
-  t.ok(Date.now() - started < 2000, `stopped after the reloaded deadline (${Date.now() - started} ms)`)
+  t.ok(Date.now() - started < 4000, `stopped after the reloaded deadline (${Date.now() - started} ms)`)
   const cut = edge.logs().find((l) => String(l.msg).startsWith('drain deadline passed'))
   t.ok(cut && (cut.callsCut as number) > 0, 'the cut calls are logged (at warn)')
 })

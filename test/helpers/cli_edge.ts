@@ -22,7 +22,7 @@ export async function startCliEdge(t: Teardownable, args: string[], env: NodeJS.
     env: { ...process.env, SIPEDGE_SECRET: 'cli-edge-test-secret-0123', ...env },
   })
   const edge = watch(proc)
-  await edge.waitLog((l) => l.msg === 'sipedge running (SIGTERM/SIGINT drain, SIGHUP reloads)', 10_000, 'sipedge running')
+  await edge.waitLog((l) => l.msg === 'sipedge running (SIGTERM/SIGINT drain, SIGHUP reloads)', 20_000, 'sipedge running')
   return edge
 }
 
