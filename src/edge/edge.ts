@@ -8,7 +8,7 @@ import type { EtcdSource } from '../discovery/etcd_source.js'
 import { Sides, cidrList, peerFromUri } from '../proxy/addressing.js'
 import type { ProxyHooks } from '../proxy/hooks.js'
 import { SourceFilter } from '../proxy/guard.js'
-import { Proxy, type ProxyObserver } from '../proxy/proxy.js'
+import { Proxy } from '../proxy/proxy.js'
 import { parseUri } from '../sip/index.js'
 import { parseListenSpec } from '../transport/listen-spec.js'
 import { Transports } from '../transport/transports.js'
@@ -18,7 +18,7 @@ import { DEFAULT_CONFIG, RESTART_KEYS, changedKeys, parseBackendSpec, validateCo
 import { HepExporter } from './hep.js'
 import { componentLogger, createLogger, applyLogLevels } from './logger.js'
 import { createMetrics, type EdgeMetrics } from './metrics.js'
-import { DIR_IN, DIR_OUT, EdgeStats, sideIndex } from './stats.js'
+import { EdgeStats, statsObserver } from './stats.js'
 
 /**
  * Everything of EdgeConfig is optional here: missing keys take the defaults of `sipedge` itself. A key given
@@ -128,7 +128,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
         dialogTtlS: c.limits.dialogTtlS,
         ...(trunk ? { trunk } : {}),
         ...(this.hooks ? { hooks: this.hooks } : {}),
-        observer: this.observer(),
+        observer: statsObserver(this.stats, (b) => this.callsPerBackend.set(b, (this.callsPerBackend.get(b) ?? 0) + 1)),
         rateLimit: c.rateLimit,
         maskCallId: c.maskCallId,
         filters: {
@@ -330,33 +330,6 @@ export class Edge extends EventEmitter<EdgeEvents> {
     const hosts = new Set<string>()
     for (const b of this.dispatcher.backends()) hosts.add(b.target.host)
     this.proxy.sides.setBackendHosts(hosts)
-  }
-
-  private observer(): ProxyObserver {
-    const s = this.stats
-    return {
-      request: (side, method) => s.request(sideIndex(side), DIR_IN, method),
-      requestSent: (side, method) => s.request(sideIndex(side), DIR_OUT, method),
-      response: (side, status) => s.response(sideIndex(side), DIR_IN, status),
-      responseSent: (side, status) => s.response(sideIndex(side), DIR_OUT, status),
-      localReply: (status) => s.localReply(status),
-      parseError: (side) => s.parseError(sideIndex(side)),
-      refused: (reason, side) => {
-        if (reason === 'relay' || reason === 'token') s.relayRefused()
-        else if (reason === 'acl') s.denied(sideIndex(side))
-        else if (reason === 'rate') s.rateLimited(sideIndex(side))
-      },
-      failover: () => s.failover(),
-      callOffered: () => s.callStarted(),
-      callStarted: (b, ms) => {
-        if (b) this.callsPerBackend.set(b, (this.callsPerBackend.get(b) ?? 0) + 1)
-        s.callAnswered()
-        s.setupTime(ms)
-      },
-      callFailed: () => s.callFailed(),
-      callEnded: () => s.callEnded(),
-      retransmission: () => s.retransmission(),
-    }
   }
 
   private adminTarget(): AdminTarget {
