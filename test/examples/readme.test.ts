@@ -61,3 +61,13 @@ t.test('long-running commands in the docs run the binary, not npx (npx does not 
     t.same(bad, [], d)
   }
 })
+
+t.test("the README's two-sided YAML passes check-config (and binds: test/edge/live_ops.test.ts runs its loopback twin)", async (t) => {
+  const section = readme.slice(readme.indexOf('### Two-sided setup'))
+  const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1]
+  if (!yaml) return t.fail('no yaml block in the two-sided section')
+  const { loadConfig } = await import('../../src/edge/config.js')
+  const r = loadConfig({ argv: ['--config', 'two-sided.yaml'], env: { SIPEDGE_SECRET: 'readme-two-sided-0123' }, readFile: () => yaml })
+  t.same(r.errors, [])
+  t.same(r.config.internalListen, ['udp:10.0.0.2:5060'])
+})
