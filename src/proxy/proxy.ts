@@ -24,7 +24,7 @@ import { branchCarries, loopBranch, loopHash } from './loop.js'
 import { isStrictRoute, rewriteRoutes } from './route_set.js'
 import { isReplaces, redirectContacts, replacesCallId, rewriteTransferHeaders, type RewriteContext } from './uri_rewrite.js'
 import { RateLimiter, SourceFilter } from './guard.js'
-import { LogOnce } from '../edge/logger.js'
+import { LogOnce } from '../util/log-once.js'
 import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
 import { ClientTx, ServerTx, FR_TIMER, T1, T2, T4, TIMER_B, TIMER_C, TIMER_L, WAIT, enumState, serverKey } from './transactions.js'
 import { fillReceived } from './via_received.js'
@@ -32,23 +32,41 @@ import { RecentSet } from './recent_set.js'
 
 /** Counters the edge exposes as metrics; every method is called on the hot path, so keep them cheap. */
 export interface ProxyObserver {
+  /** A request received on `side` (counted before admission: rate-limited and denied ones too). */
   request(side: Side, method: string): void
+  /** A request sent out of `side` (forwarded, ACK, CANCEL). */
+  requestSent(side: Side, method: string): void
+  /** A response received on `side`. */
   response(side: Side, status: number): void
+  /** A response sent out of `side` (relayed or generated here). */
+  responseSent(side: Side, status: number): void
+  /** A response the edge generated itself (also counted by responseSent). */
+  localReply(status: number): void
   parseError(side: Side): void
-  refused(reason: 'relay' | 'token' | 'draining' | 'overload' | 'acl' | 'rate' | 'loop' | 'hops'): void
+  refused(reason: 'relay' | 'token' | 'draining' | 'overload' | 'acl' | 'rate' | 'loop' | 'hops', side: Side): void
   failover(from: Backend): void
+  /** A new INVITE taken for routing (a server transaction exists). */
+  callOffered(): void
+  /** A new INVITE answered 2xx: the dialog exists. */
   callStarted(backend: Backend | undefined, setupMs: number): void
+  /** A new INVITE ended with a final response >= 300 (including 487 after CANCEL). */
+  callFailed(status: number): void
   callEnded(backend: Backend | undefined, reason: string): void
   retransmission(): void
 }
 
 const NO_OBSERVER: ProxyObserver = {
   request() {},
+  requestSent() {},
   response() {},
+  responseSent() {},
+  localReply() {},
   parseError() {},
   refused() {},
   failover() {},
+  callOffered() {},
   callStarted() {},
+  callFailed() {},
   callEnded() {},
   retransmission() {},
 }
@@ -93,26 +111,26 @@ export class Proxy {
 
   private readonly servers = new Map<string, ServerTx>()
   private readonly clients = new Map<string, ClientTx>()
-  private readonly maxTries: number
-  private readonly inviteTimeoutMs: number
-  private readonly timerCMs: number
+  private maxTries: number
+  private inviteTimeoutMs: number
+  private timerCMs: number
   /**
    * RFC 6026 timer L, past the 5 s hold of the full transaction: the keys of answered INVITEs, so that a copy
    * retransmitted late is absorbed rather than taken for a new call. Their 2xx retransmissions meanwhile
    * go by the Vias (received/rport filled in, topology hidden): see forwardStateless.
    */
   private readonly answered = new RecentSet(TIMER_L - WAIT)
-  private readonly failoverCodes: ReadonlySet<number>
+  private failoverCodes: ReadonlySet<number>
   private readonly maxTransactions: number
   private readonly defaultSet: string
   private readonly observer: ProxyObserver
   private readonly hooks: ProxyHooks
   private readonly fireServer = (tx: ServerTx, now: number): void => this.onServerTimer(tx, now)
   private readonly fireClient = (tx: ClientTx, now: number): void => this.onClientTimer(tx, now)
-  private readonly limiter: RateLimiter | undefined
-  private readonly rateReply: boolean
-  private readonly publicFilter: SourceFilter | undefined
-  private readonly internalFilter: SourceFilter | undefined
+  private limiter: RateLimiter | undefined
+  private rateReply: boolean
+  private publicFilter: SourceFilter | undefined
+  private internalFilter: SourceFilter | undefined
   private readonly once: LogOnce
   /** What the Refer-To / Replaces / 3xx rewrites need from the edge (bound once, not per message). */
   private readonly rewriteCtx: RewriteContext = {
@@ -165,6 +183,21 @@ export class Proxy {
     this.wheel.start()
   }
 
+  /** SIGHUP: what can change on a running proxy. Transactions in progress keep the values they started with. */
+  reconfigure(o: Pick<ProxyOptions, 'rateLimit' | 'filters' | 'failover' | 'maskCallId'>): void {
+    this.maxTries = o.failover?.maxTries ?? 3
+    this.inviteTimeoutMs = o.failover?.inviteTimeoutMs ?? 2000
+    this.timerCMs = o.failover?.timerCMs ?? TIMER_C
+    this.failoverCodes = new Set(o.failover?.codes ?? [408, 500, 503])
+    const rl = o.rateLimit
+    const same = rl && this.opts.rateLimit && rl.rps === this.opts.rateLimit.rps && rl.burst === this.opts.rateLimit.burst
+    if (!same) this.limiter = rl && rl.rps > 0 ? new RateLimiter(rl.rps, Math.max(1, rl.burst)) : undefined
+    this.rateReply = rl?.action !== 'drop'
+    this.publicFilter = o.filters?.public?.active ? o.filters.public : undefined
+    this.internalFilter = o.filters?.internal?.active ? o.filters.internal : undefined
+    Object.assign(this.opts, o)
+  }
+
   stop(): void {
     this.wheel.stop()
   }
@@ -173,9 +206,14 @@ export class Proxy {
     return this.servers.size + this.clients.size
   }
 
-  /** Calls still being set up or carried (for draining). */
+  /**
+   * Calls still being set up or carried (for draining): dialogs, and transactions still waiting for their
+   * final response. Finished transactions absorbing retransmissions (timers J/K, 5 s) do not hold a drain.
+   */
   get busy(): number {
-    return this.dialogs.size + this.servers.size
+    let pending = 0
+    for (const st of this.servers.values()) if (st.state < enumState.completed) pending++
+    return this.dialogs.size + pending
   }
 
   // ---------------------------------------------------------------- inbound entry points (transport handlers)
@@ -208,12 +246,14 @@ export class Proxy {
     const address = inb.source.address
     const filter = side === 'public' ? this.publicFilter : this.internalFilter
     if (filter && !filter.permits(address)) {
-      this.observer.refused('acl')
+      this.observer.request(side, inb.msg.method)
+      this.observer.refused('acl', side)
       this.once.warn('acl:' + address, { src: address, side }, 'source not allowed, dropping its requests')
       return false
     }
     if (side === 'public' && this.limiter && !this.limiter.allow(address, Date.now())) {
-      this.observer.refused('rate')
+      this.observer.request(side, inb.msg.method)
+      this.observer.refused('rate', side)
       this.once.warn('rate:' + address, { src: address }, 'source over its request rate, limiting')
       if (this.rateReply && inb.msg.method !== 'ACK') {
         try {
@@ -238,6 +278,8 @@ export class Proxy {
       if (!msg.isRequest || msg.method === 'ACK') return
       const status = err instanceof SipParseError ? err.status : 400
       const out = buildResponse(msg, status, shortReason(err))
+      this.observer.localReply(status)
+      this.observer.responseSent(side, status)
       this.transports.send(out, responseDestination(msg.via, source), listener, connId)
     } catch {
       // Not even the headers a response needs: drop silently (RFC 3261 §16.3 / §18.3).
@@ -297,21 +339,21 @@ export class Proxy {
 
     const mf = msg.maxForwards
     if (mf === 0) {
-      this.observer.refused('hops')
+      this.observer.refused('hops', side)
       return this.replyTo(inb, 483, 'Too Many Hops')
     }
     if (this.isLooped(msg)) {
-      this.observer.refused('loop')
+      this.observer.refused('loop', side)
       return this.replyTo(inb, 482, 'Loop Detected')
     }
     if (this.servers.size >= this.maxTransactions) {
-      this.observer.refused('overload')
+      this.observer.refused('overload', side)
       return this.replyTo(inb, 503, 'Service Unavailable', [['Retry-After', '5']])
     }
 
     const route = this.processRoutes(msg)
     if (route === 'forged') {
-      this.observer.refused('token')
+      this.observer.refused('token', side)
       return this.replyTo(inb, 403, 'Forbidden')
     }
     if (route === 'stale') return this.replyTo(inb, 404, 'Not Found')
@@ -494,7 +536,7 @@ export class Proxy {
       // No token and no dialog: a request addressed past us.
       if (route.nextRoute || !this.sides.isOwn(msg.uri.host, msg.uri.port)) {
         if (side === 'public') {
-          this.observer.refused('relay')
+          this.observer.refused('relay', side)
           return this.replyTo(inb, 403, 'Forbidden')
         }
         target = peerFromUri(route.nextRoute ? route.nextRoute.uri : msg.uri)
@@ -526,14 +568,14 @@ export class Proxy {
     const ruriIsOwn = this.sides.isOwn(msg.uri.host, msg.uri.port)
     if (side === 'public' && (route.nextRoute || (!ruriIsOwn && !route.token))) {
       // Routed past us, or not for us and not in a dialog we know: never relay for the outside.
-      this.observer.refused('relay')
+      this.observer.refused('relay', side)
       return this.replyTo(inb, 403, 'Forbidden')
     }
     if (method === 'OPTIONS' && ruriIsOwn && msg.uri.user === undefined) {
       return this.replyTo(inb, 200, 'OK', [['Allow', ALLOW], ['Accept', 'application/sdp']])
     }
     if (this.draining && method === 'INVITE') {
-      this.observer.refused('draining')
+      this.observer.refused('draining', side)
       return this.replyTo(inb, 503, 'Service Unavailable', [['Retry-After', String(this.opts.retryAfterS ?? 30)]])
     }
 
@@ -548,7 +590,10 @@ export class Proxy {
     }
 
     const st = this.newServerTx(inb, side, key)
-    if (method === 'INVITE') this.sendProvisional(st, 100, 'Trying')
+    if (method === 'INVITE') {
+      this.observer.callOffered()
+      this.sendProvisional(st, 100, 'Trying')
+    }
 
     if (route.contact && !ctx?.target && !ctx?.backend) {
       // The Request-URI is an alias the edge handed out (an internal 3xx Contact, a Refer-To target, a
@@ -704,6 +749,7 @@ export class Proxy {
     }
     ct.timeoutAt = now + (method === 'INVITE' ? (backend ? this.inviteTimeoutMs : TIMER_B) : FR_TIMER)
     this.armClient(ct, now)
+    this.observer.requestSent(outSide, method)
     this.transports.send(out, dest, via)
     return true
   }
@@ -830,6 +876,7 @@ export class Proxy {
     // Stateless branch: derived from the incoming one so retransmitted ACKs keep the same branch (§16.11).
     const branch = 'z9hG4bKs' + fnv1a(msg.topViaBranch ?? msg.callId).toString(36)
     ed.prependHeader('Via', viaValue(listener, branch))
+    this.observer.requestSent(outSide, 'ACK')
     this.transports.send(ed.toBuffer(), target, listener)
   }
 
@@ -851,6 +898,7 @@ export class Proxy {
   private sendCancel(ct: ClientTx): void {
     if (!ct.out) return
     const invite = parseMessage(ct.out)
+    this.observer.requestSent(ct.backend ? 'internal' : this.sides.sideOf(ct.listener, ct.target), 'CANCEL')
     this.transports.send(buildCancel(invite, ct.server?.cancelReasons), ct.target, ct.listener)
     ct.cancelPending = false
     ct.cancelSent = true
@@ -1093,6 +1141,8 @@ export class Proxy {
     if (!st.request) return
     const out = buildResponse(st.request, status, reason)
     st.lastResponse = out
+    this.observer.localReply(status)
+    this.observer.responseSent(st.side, status)
     this.transports.send(out, st.responseDest, st.listener, st.connId)
   }
 
@@ -1109,11 +1159,14 @@ export class Proxy {
     const opts: { toTag?: string; headers?: Array<[string, string]> } = {}
     if (st.request.toTag === undefined) opts.toTag = this.localTag
     if (headers) opts.headers = headers
+    this.observer.localReply(status)
     this.sendUpstream(st, status, buildResponse(st.request, status, reason, opts))
   }
 
   /** Sends a response upstream and moves the server transaction on (RFC 3261 §17.2 and RFC 6026). */
   private sendUpstream(st: ServerTx, status: number, out: Buffer): void {
+    this.observer.responseSent(st.side, status)
+    if (status >= 300 && st.isInvite && st.lastStatus < 200 && st.request?.toTag === undefined) this.observer.callFailed(status)
     this.transports.send(out, st.responseDest, st.listener, st.connId)
     if (status < 200) {
       st.lastResponse = out
@@ -1280,7 +1333,8 @@ export class Proxy {
     if (status > 100 && msg.toTag === undefined) opts.toTag = this.localTag
     if (headers) opts.headers = headers
     const out = buildResponse(msg, status, reason, opts)
-    this.observer.response(this.sides.sideOf(inb.listener, inb.source), status)
+    this.observer.localReply(status)
+    this.observer.responseSent(this.sides.sideOf(inb.listener, inb.source), status)
     this.transports.send(out, responseDestination(msg.via, inb.source), inb.listener, inb.connId)
   }
 
