@@ -1,0 +1,183 @@
+// The relay step: building what leaves the edge from the bytes received (routing edits, topology hiding,
+// Record-Route, our Via) and sending it. Chooses the side's socket for the next hop, switches a large
+// request from UDP to TCP (RFC 3261 §18.1.1) with its UDP copy kept for a refused connection, relays
+// responses upstream (statefully, or by the Via when the branch is gone), sends the stateless ACK for a
+// 2xx, and handles send errors (fall back to UDP, or fail the branches waiting on that peer).
+import type { Backend } from '../dispatch/backend.js'
+import type { MessageEditor, SipMessage } from '../sip/index.js'
+import type { Inbound, Listener, Peer, Side } from '../transport/types.js'
+import { bareHost } from './addressing.js'
+import type { ClientTransactions } from './client_tx.js'
+import type { ProxyCore } from './core.js'
+import { loopBranch, loopHash } from './loop.js'
+import type { RouteState, Routing } from './routing.js'
+import type { ServerTransactions } from './server_tx.js'
+import type { Topology } from './topology.js'
+import { T1, enumState, type ClientTx, type ServerTx } from './transactions.js'
+import { fillReceived } from './via_received.js'
+
+export class Relay {
+  constructor(
+    private readonly core: ProxyCore,
+    private readonly routing: Routing,
+    private readonly topology: Topology,
+    private readonly servers: ServerTransactions,
+    private readonly clients: ClientTransactions,
+  ) {}
+
+  /**
+   * Builds the forwarded request by splicing the received bytes (Via, Max-Forwards, Route pops,
+   * Record-Route, topology hiding) and starts the client transaction.
+   */
+  sendDownstream(
+    st: ServerTx,
+    inb: Inbound,
+    outSide: Side,
+    target: Peer,
+    route: RouteState,
+    hookEdit: MessageEditor | undefined,
+    backend?: Backend,
+  ): boolean {
+    const core = this.core
+    const msg = inb.msg
+    const listener = core.sides.listenerFor(outSide, target.proto)
+    if (!listener) {
+      this.servers.finalLocal(st, 503, 'Service Unavailable')
+      return false
+    }
+    // A hook's edits apply to every branch: each attempt (failover) starts from a copy of them.
+    const ed = hookEdit ? hookEdit.clone() : msg.edit()
+    this.routing.applyRouting(msg, ed, route)
+
+    const leavingInside = st.side === 'internal' && outSide === 'public'
+    if (leavingInside) this.topology.hideRequest(msg, ed, st, listener, target, route.strict)
+    else fillReceived(msg, ed, inb.source)
+    if (st.side !== outSide && (leavingInside || st.method === 'INVITE' || st.method === 'REFER')) {
+      // Outward on every method, as the scrub no longer removes them.
+      this.topology.transferHeaders(msg, ed, leavingInside, listener)
+    }
+
+    const method = st.method
+    this.routing.recordRoute(msg, ed, method, inb.source, outSide, target, listener)
+    // The branch carries the hash of the request as received (R-URI, Route, tags, Call-ID, CSeq): §16.6 step 8.
+    const branch = loopBranch(loopHash(msg, outSide === 'internal' && route.callId !== undefined ? route.callId : this.topology.unmasked(msg.callId)))
+    let out: Buffer
+    let via = listener
+    let dest = target
+    let udpCopy: Buffer | undefined
+    // RFC 3261 §18.1.1: a request larger than the MTU allows goes over TCP when this side has a TCP listener.
+    // The UDP copy is kept: many Asterisks listen on UDP only, and a refused connection falls back to it.
+    // Not toward a client's own UDP flow (route.flow): behind NAT it takes no connection, and each attempt
+    // would stall for the connect timeout; there the request goes over UDP, fragmented (Kamailio's udp_mtu
+    // does the same only for next hops it is configured to try).
+    const transports = core.transports
+    const tcp = target.proto === 'udp' && !route.flow && transports.exceedsUdpMtu(msg.end - msg.start + 300) ? core.sides.listenerFor(outSide, 'tcp') : undefined
+    if (tcp) {
+      udpCopy = ed.clone().prependHeader('Via', viaValue(listener, branch)).toBuffer()
+      if (transports.exceedsUdpMtu(udpCopy.length)) {
+        out = ed.prependHeader('Via', viaValue(tcp, branch)).toBuffer()
+        via = tcp
+        dest = { proto: 'tcp', address: target.address, port: target.port }
+      } else {
+        out = udpCopy
+        udpCopy = undefined
+      }
+    } else {
+      out = ed.prependHeader('Via', viaValue(listener, branch)).toBuffer()
+    }
+
+    this.clients.start(st, branch, method, backend, dest, via, out, udpCopy ? { out: udpCopy, listener, target } : undefined)
+    core.observer.requestSent(outSide, method)
+    transports.send(out, dest, via)
+    return true
+  }
+
+  /** Forwards a response upstream: our Via off, internal details hidden when it leaves toward the public side. */
+  relayResponse(st: ServerTx, ct: ClientTx, msg: SipMessage): void {
+    const ed = msg.edit()
+    ed.removeTopVia()
+    this.topology.restoreVias(st, ed)
+    this.topology.response(st, ct, msg, ed)
+    const hooks = this.core.hooks
+    if (hooks.onResponse) {
+      hooks.onResponse({ msg, request: st.request, backend: ct.backend, side: st.side, edit: ed })
+    }
+    const out = ed.toBuffer()
+    this.servers.sendUpstream(st, msg.status, out)
+  }
+
+  /**
+   * A 2xx whose branch is gone (a retransmission after the 5 s hold, another edge's, or from before a restart):
+   * relayed by the next Via (§16.7, §18.2.2 with the received/rport the edge filled in), with the topology
+   * hiding of the stateful path when it leaves a backend for the public side. Requests from inside left with
+   * the edge's Via alone: their responses cannot be relayed without the transaction.
+   */
+  forwardStateless(inb: Inbound, msg: SipMessage): void {
+    const vias = msg.vias
+    const next = vias[1]
+    if (!next) return
+    const address = bareHost(next.received ?? next.host)
+    const port = typeof next.rport === 'number' ? next.rport : (next.port ?? 5060)
+    const proto = next.transport === 'TCP' ? 'tcp' : 'udp'
+    // It goes back the way the request came: out of the other side in the two-sided setup.
+    const listener = this.core.sides.listenerFor(inb.listener.spec.side === 'internal' ? 'public' : 'internal', proto)
+    if (!listener) return
+    const dest: Peer = { proto, address, port }
+    const ed = msg.edit().removeTopVia()
+    this.topology.statelessResponse(inb, msg, ed, listener, dest)
+    this.core.transports.send(ed.toBuffer(), dest, listener)
+  }
+
+  /** ACK for a 2xx: its own transaction, routed end to end like any in-dialog request, statelessly. */
+  sendAck(inb: Inbound, side: Side, route: RouteState, target: Peer, outSide: Side, listener: Listener): void {
+    const msg = inb.msg
+    const ed = msg.edit()
+    route.callId = this.topology.callIdToward(msg, outSide, route.token?.outbound ?? false)
+    this.routing.applyRouting(msg, ed, route)
+    // Stateless: the internal Vias need not come back (an ACK has no response), so they just go.
+    if (outSide === 'public' && side === 'internal') this.topology.hideOutgoing(msg, ed, inb.source, listener, target, route.strict)
+    // Stateless branch: derived from the incoming one so retransmitted ACKs keep the same branch (§16.11).
+    const branch = 'z9hG4bKs' + fnv1a(msg.topViaBranch ?? msg.callId).toString(36)
+    ed.prependHeader('Via', viaValue(listener, branch))
+    this.core.observer.requestSent(outSide, 'ACK')
+    this.core.transports.send(ed.toBuffer(), target, listener)
+  }
+
+  /** A send failed (ICMP unreachable, refused, reset): fail the client transactions waiting on that peer now. */
+  sendFailed(dest: Peer): void {
+    for (const ct of this.clients.values()) {
+      if (ct.state !== enumState.trying || ct.target.port !== dest.port || ct.target.address !== dest.address) continue
+      if (ct.abandoned) {
+        this.clients.complete(ct)
+        continue
+      }
+      const fallback = ct.udpFallback
+      if (fallback && dest.proto === 'tcp') {
+        // The next hop takes no TCP: send the UDP copy of the same branch and go on with UDP timers.
+        ct.udpFallback = undefined
+        ct.target = fallback.target
+        ct.listener = fallback.listener
+        ct.out = fallback.out
+        const now = Date.now()
+        ct.retransMs = T1
+        ct.retransAt = now + T1
+        this.clients.arm(ct, now)
+        this.core.transports.send(fallback.out, fallback.target, fallback.listener)
+        continue
+      }
+      this.clients.failed(ct, 'transport error', 503)
+    }
+    this.servers.sendFailed(dest)
+  }
+}
+
+export function viaValue(l: Listener, branch: string): string {
+  return `SIP/2.0/${l.spec.proto === 'tcp' ? 'TCP' : 'UDP'} ${l.hostport};branch=${branch}`
+}
+
+/** 32-bit FNV-1a: a cheap stable hash for stateless branches. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+  return h >>> 0
+}
