@@ -6,6 +6,9 @@
 import { isIP } from 'node:net'
 import { LRUCache } from 'lru-cache'
 
+/** etcd prefix of shared bans: `<prefix><ip>`. */
+export const DEFAULT_BAN_PREFIX = '/sipedge/bans/'
+
 export type BanReason = 'auth-failures' | 'challenges' | 'not-found' | 'scanner' | 'user-attack' | 'admin' | 'shared'
 export const BAN_REASONS: readonly BanReason[] = ['auth-failures', 'challenges', 'not-found', 'scanner', 'user-attack', 'admin', 'shared']
 

@@ -7,10 +7,10 @@ import { hostname } from 'node:os'
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3'
 import { pino, type Logger } from 'pino'
 import { createEtcdClient, etcdErrorText, type EtcdConnectOptions } from '../discovery/etcd_client.js'
-import { BAN_REASONS, validAddress, type Ban, type BanReason } from './bans.js'
+import { BAN_REASONS, DEFAULT_BAN_PREFIX, validAddress, type Ban, type BanReason } from './bans.js'
 import type { Defence } from './defence.js'
 
-export const DEFAULT_BAN_PREFIX = '/sipedge/bans/'
+export { DEFAULT_BAN_PREFIX }
 
 export interface SharedBansOptions extends EtcdConnectOptions {
   /** Default `/sipedge/bans/`. */

@@ -14,6 +14,9 @@ import { StaticBackendError, staticBackends } from '../discovery/static.js'
 import { parseListenSpec as parseTransportListenSpec } from '../transport/listen-spec.js'
 import type { ListenSpec, Side } from '../transport/types.js'
 import { DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX } from '../discovery/backend_value.js'
+import { DEFENCE_DEFAULTS } from '../defence/defence.js'
+import { DEFAULT_SCANNER_AGENTS, DEFAULT_SCANNER_FROM } from '../defence/fingerprint.js'
+import { DEFAULT_BAN_PREFIX } from '../defence/bans.js'
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 
@@ -25,6 +28,25 @@ export interface EtcdConfig {
   cacert?: string
   cert?: string
   key?: string
+}
+
+export interface DefenceConfig {
+  enabled: boolean
+  action: 'drop' | 'reject'
+  banS: number
+  windowS: number
+  challenges: number
+  failures: number
+  userFailures: number
+  notFound: number
+  scanner: number
+  userAgents: string[]
+  fromPatterns: string[]
+  toPatterns: string[]
+  allow: string[]
+  maxBans: number
+  /** etcd prefix of shared bans (used when `etcd` is configured). */
+  etcdPrefix: string
 }
 
 export interface EdgeConfig {
@@ -54,6 +76,8 @@ export interface EdgeConfig {
   /** Per-source request rate limit; rps 0 = off. */
   rateLimit: { rps: number; burst: number; action: 'reply' | 'drop' }
   maskCallId: boolean
+  /** Scanner and toll-fraud defence on the public side (src/defence): thresholds per window, bans, fingerprints. */
+  defence: DefenceConfig
   /** Admin HTTP listen address `host:port`; unset = no admin server. */
   admin?: string
   adminToken?: string
@@ -89,6 +113,23 @@ export const DEFAULT_CONFIG: EdgeConfig = deepFreeze({
   denyInternal: [],
   rateLimit: { rps: 0, burst: 100, action: 'reply' },
   maskCallId: false,
+  defence: {
+    enabled: true,
+    action: DEFENCE_DEFAULTS.action,
+    banS: DEFENCE_DEFAULTS.banS,
+    windowS: DEFENCE_DEFAULTS.windowS,
+    challenges: DEFENCE_DEFAULTS.challenges,
+    failures: DEFENCE_DEFAULTS.failures,
+    userFailures: DEFENCE_DEFAULTS.userFailures,
+    notFound: DEFENCE_DEFAULTS.notFound,
+    scanner: DEFENCE_DEFAULTS.scanner,
+    userAgents: [...DEFAULT_SCANNER_AGENTS],
+    fromPatterns: [...DEFAULT_SCANNER_FROM],
+    toPatterns: [],
+    allow: [],
+    maxBans: DEFENCE_DEFAULTS.maxBans,
+    etcdPrefix: DEFAULT_BAN_PREFIX,
+  },
   logLevel: 'info',
   logLevels: {},
   limits: {
@@ -258,6 +299,10 @@ const cidrCheck = (s: string) => {
   return typeof r === 'string' ? r : undefined
 }
 const cidrList: Field = { kind: 'list', check: cidrCheck }
+const patternList: Field = {
+  kind: 'list',
+  check: (s) => (/^[\x20-\x7e]{1,256}$/.test(s) ? undefined : `"${s}" must be 1-256 printable ASCII characters`),
+}
 const DAY_MS = 86_400_000
 
 const SCHEMA: Record<string, Field> = {
@@ -314,6 +359,26 @@ const SCHEMA: Record<string, Field> = {
     },
   },
   maskCallId: { kind: 'bool' },
+  defence: {
+    kind: 'object',
+    fields: {
+      enabled: { kind: 'bool' },
+      action: { kind: 'enum', values: ['drop', 'reject'] },
+      banS: { kind: 'int', min: 1, max: 30 * 86_400 },
+      windowS: { kind: 'int', min: 1, max: 86_400 },
+      challenges: { kind: 'int', min: 0, max: 1_000_000 },
+      failures: { kind: 'int', min: 0, max: 1_000_000 },
+      userFailures: { kind: 'int', min: 0, max: 1_000_000 },
+      notFound: { kind: 'int', min: 0, max: 1_000_000 },
+      scanner: { kind: 'int', min: 0, max: 1_000_000 },
+      userAgents: patternList,
+      fromPatterns: patternList,
+      toPatterns: patternList,
+      allow: cidrList,
+      maxBans: { kind: 'int', min: 1, max: 10_000_000 },
+      etcdPrefix: { kind: 'string', minLength: 1, check: (s) => (s.startsWith('/') && s.endsWith('/') ? undefined : `"${s}" must start and end with /`) },
+    },
+  },
   admin: { kind: 'string', optional: true, check: checkAdminAddress },
   adminToken: { kind: 'string', optional: true, minLength: 8 },
   hep: {
@@ -418,6 +483,21 @@ export const FLAGS: readonly FlagSpec[] = [
   flag('rate-limit-rps', 'rateLimit.rps', 'requests per second per source, 0 = off', { arg: 'N' }),
   flag('rate-limit-burst', 'rateLimit.burst', 'token bucket size per source', { arg: 'N' }),
   flag('rate-limit-action', 'rateLimit.action', 'over the limit: reply (503) or drop', { arg: 'ACTION' }),
+  flag('defence', 'defence.enabled', 'scanner and toll-fraud defence on the public side (--no-defence to disable)'),
+  flag('defence-action', 'defence.action', 'what a banned source gets: drop (nothing) or reject (403)', { arg: 'ACTION' }),
+  flag('defence-ban-s', 'defence.banS', 'ban duration', { arg: 'S' }),
+  flag('defence-window-s', 'defence.windowS', 'window of the defence counters', { arg: 'S' }),
+  flag('defence-challenges', 'defence.challenges', 'challenges (401/407) per source and window before a ban, 0 = off', { arg: 'N' }),
+  flag('defence-failures', 'defence.failures', 'failed retries (credentials refused) per source and window before a ban, 0 = off', { arg: 'N' }),
+  flag('defence-user-failures', 'defence.userFailures', 'failed retries against one user per window, then each failing source is banned, 0 = off', { arg: 'N' }),
+  flag('defence-not-found', 'defence.notFound', 'not-found answers (404/484/604, 403 without credentials) per source and window before a ban, 0 = off', { arg: 'N' }),
+  flag('defence-scanner', 'defence.scanner', 'fingerprint matches per source and window before a ban (always dropped), 0 = never ban', { arg: 'N' }),
+  flag('defence-user-agent', 'defence.userAgents', 'scanner User-Agent substring, case-insensitive (replaces the default list)', { arg: 'TEXT', env: 'SIPEDGE_DEFENCE_USER_AGENTS' }),
+  flag('defence-from', 'defence.fromPatterns', 'scanner From substring, case-insensitive', { arg: 'TEXT', env: 'SIPEDGE_DEFENCE_FROM_PATTERNS' }),
+  flag('defence-to', 'defence.toPatterns', 'scanner To substring, case-insensitive', { arg: 'TEXT', env: 'SIPEDGE_DEFENCE_TO_PATTERNS' }),
+  flag('defence-allow', 'defence.allow', 'CIDR never banned nor fingerprinted (trunks, monitoring)', { arg: 'CIDR', env: 'SIPEDGE_DEFENCE_ALLOW' }),
+  flag('defence-max-bans', 'defence.maxBans', 'ban table size (LRU; also the counter tables)', { arg: 'N' }),
+  flag('defence-etcd-prefix', 'defence.etcdPrefix', 'etcd prefix of bans shared across edges (when etcd is set)', { arg: 'PREFIX' }),
   flag('mask-call-id', 'maskCallId', 'mask the Call-ID of calls placed by backends toward the public side (restored on the way back)'),
   flag('admin', 'admin', 'admin HTTP server host:port (metrics, health, backends)', { arg: 'ADDR' }),
   flag('admin-token', 'adminToken', 'bearer token for the admin API (prefer SIPEDGE_ADMIN_TOKEN)', { arg: 'TOKEN' }),
