@@ -156,7 +156,8 @@ export class Defence {
       else this.stats.rejected++
       return this.banVerdict
     }
-    if (this.fingerprints !== undefined) {
+    // Fingerprints on new requests only: in-dialog ones (ACK, BYE ...) belong to a call already admitted.
+    if (this.fingerprints !== undefined && msg.method !== 'ACK' && msg.toTag === undefined) {
       const hit = this.fingerprints.check(msg)
       if (hit !== undefined) return this.scannerHit(address, hit)
     }

@@ -1,7 +1,7 @@
 /**
  * Scanner fingerprints: case-insensitive substring rules on User-Agent, From and To, matched on the
- * received bytes (no decoding, no regex). Patterns are ASCII; a header value is compared with `b | 0x20`
- * for letters only, so the scan is exact for ASCII and never matches inside multi-byte UTF-8.
+ * received bytes (no decoding, no regex, no allocation): one pass over the header value with a table of
+ * the patterns' first bytes. Patterns are ASCII; only ASCII letters are case-folded.
  */
 import { H, type SipMessage } from '../sip/index.js'
 
@@ -21,46 +21,49 @@ export const DEFAULT_SCANNER_FROM: readonly string[] = ['"sipvicious"']
 /** Longest header value the rules look at: scanners put their marker up front; bounds the work per message. */
 const MAX_SCAN = 256
 
+/** ASCII lower-casing table (other bytes map to themselves). */
+const LOWER = new Uint8Array(256)
+for (let c = 0; c < 256; c++) LOWER[c] = c >= 65 && c <= 90 ? c | 0x20 : c
+
 export class PatternSet {
-  private readonly patterns: Uint8Array[]
+  /** Patterns by their first (lower-case) byte: one table load per scanned byte, most bytes start none. */
+  private readonly byFirst: Array<Uint8Array[] | undefined> = new Array<Uint8Array[] | undefined>(256).fill(undefined)
+  private readonly count: number
 
   constructor(patterns: readonly string[]) {
-    this.patterns = []
+    let n = 0
     for (const p of patterns) {
       const lower = p.toLowerCase()
       if (lower.length === 0 || lower.length > MAX_SCAN) continue
-      this.patterns.push(Uint8Array.from(Buffer.from(lower, 'latin1')))
+      const bytes = Uint8Array.from(Buffer.from(lower, 'latin1'))
+      ;(this.byFirst[bytes[0]!] ??= []).push(bytes)
+      n++
     }
+    this.count = n
   }
 
   get empty(): boolean {
-    return this.patterns.length === 0
+    return this.count === 0
   }
 
-  /** Index of the first pattern found in buf[start, end), -1 when none. */
-  match(buf: Uint8Array, start: number, end: number): number {
+  /** True when a pattern occurs in buf[start, end) (case-insensitive for ASCII letters). */
+  match(buf: Uint8Array, start: number, end: number): boolean {
     if (end - start > MAX_SCAN) end = start + MAX_SCAN
-    const ps = this.patterns
-    for (let k = 0; k < ps.length; k++) if (contains(buf, start, end, ps[k]!)) return k
-    return -1
+    const byFirst = this.byFirst
+    for (let i = start; i < end; i++) {
+      const list = byFirst[LOWER[buf[i]!]!]
+      if (list === undefined) continue
+      for (let k = 0; k < list.length; k++) {
+        const p = list[k]!
+        const n = p.length
+        if (i + n > end) continue
+        let j = 1
+        while (j < n && LOWER[buf[i + j]!] === p[j]) j++
+        if (j === n) return true
+      }
+    }
+    return false
   }
-}
-
-/** Case-insensitive (ASCII letters) search of the lower-case `needle` in buf[start, end). */
-function contains(buf: Uint8Array, start: number, end: number, needle: Uint8Array): boolean {
-  const n = needle.length
-  const first = needle[0]!
-  for (let i = start; i + n <= end; i++) {
-    if (lower(buf[i]!) !== first) continue
-    let j = 1
-    while (j < n && lower(buf[i + j]!) === needle[j]) j++
-    if (j === n) return true
-  }
-  return false
-}
-
-function lower(c: number): number {
-  return c >= 65 && c <= 90 ? c | 0x20 : c
 }
 
 export type FingerprintHit = 'user-agent' | 'from' | 'to'
@@ -88,5 +91,5 @@ export class Fingerprints {
 function inHeader(msg: SipMessage, id: number, set: PatternSet): boolean {
   // First line only: a second User-Agent line is unusual and scanners send one.
   const i = msg.indexOf(id)
-  return i >= 0 && set.match(msg.buf, msg.headerValueStart(i), msg.headerValueEnd(i)) >= 0
+  return i >= 0 && set.match(msg.buf, msg.headerValueStart(i), msg.headerValueEnd(i))
 }
