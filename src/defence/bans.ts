@@ -6,8 +6,7 @@
 import { isIP } from 'node:net'
 import { LRUCache } from 'lru-cache'
 
-/** etcd prefix of shared bans: `<prefix><ip>`. */
-export const DEFAULT_BAN_PREFIX = '/sipedge/bans/'
+export { DEFAULT_BAN_PREFIX } from './defaults.js'
 
 export type BanReason = 'auth-failures' | 'challenges' | 'not-found' | 'scanner' | 'user-attack' | 'admin' | 'shared'
 export const BAN_REASONS: readonly BanReason[] = ['auth-failures', 'challenges', 'not-found', 'scanner', 'user-attack', 'admin', 'shared']

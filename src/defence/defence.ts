@@ -18,7 +18,8 @@ import { cidrList, inList } from '../proxy/addressing.js'
 import { H, type SipMessage } from '../sip/index.js'
 import { BAN_REASONS, BanTable, validAddress, type Ban, type BanReason } from './bans.js'
 import { SlidingCounter } from './counters.js'
-import { DEFAULT_SCANNER_AGENTS, DEFAULT_SCANNER_FROM, Fingerprints, type FingerprintHit } from './fingerprint.js'
+import { DEFAULT_SCANNER_AGENTS, DEFAULT_SCANNER_FROM, DEFENCE_DEFAULTS } from './defaults.js'
+import { Fingerprints, type FingerprintHit } from './fingerprint.js'
 
 export interface DefenceOptions {
   /** What a banned source gets: nothing (default; scanners learn nothing) or 403. */
@@ -62,18 +63,7 @@ export const DROP = 1
 export const REJECT = 2
 export type Verdict = typeof PASS | typeof DROP | typeof REJECT
 
-export const DEFENCE_DEFAULTS = {
-  action: 'drop' as 'drop' | 'reject',
-  banS: 600,
-  windowS: 60,
-  challenges: 30,
-  failures: 5,
-  userFailures: 10,
-  notFound: 20,
-  scanner: 1,
-  maxBans: 100_000,
-  maxTracked: 100_000,
-}
+export { DEFENCE_DEFAULTS }
 
 /** Counters for metrics (plain numbers; read at scrape time). */
 export class DefenceStats {

@@ -5,18 +5,7 @@
  */
 import { H, type SipMessage } from '../sip/index.js'
 
-/**
- * User-Agents of common SIP scanners and brute-forcers: sipvicious 0.2/0.3 (`friendly-scanner` is its
- * default for svmap, svwar and svcrack), sipcli, SIPScan, sundayddr, iWar, SIVuS, VaxSIPUserAgent
- * (sold SDK abused by dialers), pplsip, smap, sip-scan, Gulp.
- */
-export const DEFAULT_SCANNER_AGENTS: readonly string[] = [
-  'friendly-scanner', 'sipvicious', 'sipcli', 'sip-scan', 'sipscan', 'sundayddr', 'iwar', 'sivus',
-  'vaxsipuseragent', 'pplsip', 'smap', 'gulp/',
-]
-
-/** svmap names itself in the From display name ("sipvicious") even with a custom User-Agent. */
-export const DEFAULT_SCANNER_FROM: readonly string[] = ['"sipvicious"']
+export { DEFAULT_SCANNER_AGENTS, DEFAULT_SCANNER_FROM } from './defaults.js'
 
 /** Longest header value the rules look at: scanners put their marker up front; bounds the work per message. */
 const MAX_SCAN = 256

@@ -14,9 +14,7 @@ import { StaticBackendError, staticBackends } from '../discovery/static.js'
 import { parseListenSpec as parseTransportListenSpec } from '../transport/listen-spec.js'
 import type { ListenSpec, Side } from '../transport/types.js'
 import { DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX } from '../discovery/backend_value.js'
-import { DEFENCE_DEFAULTS } from '../defence/defence.js'
-import { DEFAULT_SCANNER_AGENTS, DEFAULT_SCANNER_FROM } from '../defence/fingerprint.js'
-import { DEFAULT_BAN_PREFIX } from '../defence/bans.js'
+import { DEFAULT_BAN_PREFIX, DEFAULT_SCANNER_AGENTS, DEFAULT_SCANNER_FROM, DEFENCE_DEFAULTS } from '../defence/defaults.js'
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 
