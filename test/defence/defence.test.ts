@@ -138,6 +138,12 @@ t.test('scanner fingerprints: default agents and From, dropped and banned; custo
   t.equal(custom.screen(request({ ua: 'EVILDIALER' }), '127.0.11.1'), DROP)
   t.equal(custom.banOf('127.0.11.1')?.reason, 'scanner')
 
+  // In-dialog requests (To tag) and ACKs belong to calls already admitted: not fingerprinted (cheaper hot path).
+  t.equal(d.screen(request({ ua: 'friendly-scanner', method: 'BYE', extra: '' }), '127.0.11.100'), DROP, 'out of dialog: dropped')
+  const inDialog = parseMessage(Buffer.from('BYE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.11.101;branch=z9hG4bK9\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:100@127.0.0.1>;tag=2\r\nCall-ID: x\r\nCSeq: 2 BYE\r\nUser-Agent: friendly-scanner\r\n\r\n'))
+  t.equal(d.screen(inDialog, '127.0.11.101'), PASS, 'in dialog: not fingerprinted')
+  t.equal(d.banOf('127.0.11.101'), undefined)
+
   const off = setup({ userAgents: [], fromPatterns: [] }).d
   t.equal(off.screen(request({ ua: 'friendly-scanner', from: '"sipvicious"<sip:1@1.1.1.1>' }), '127.0.11.1'), PASS)
 })
