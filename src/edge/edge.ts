@@ -19,6 +19,10 @@ import { HepExporter } from './hep.js'
 import { componentLogger, createLogger, applyLogLevels } from './logger.js'
 import { createMetrics, type EdgeMetrics } from './metrics.js'
 import { EdgeStats, statsObserver } from './stats.js'
+import { Defence } from '../defence/defence.js'
+import type { SharedBans } from '../defence/shared.js'
+import { bansRoute } from '../defence/admin.js'
+import { registerDefenceMetrics } from '../defence/metrics.js'
 
 /**
  * Everything of EdgeConfig is optional here: missing keys take the defaults of `sipedge` itself. A key given
@@ -60,6 +64,9 @@ export class Edge extends EventEmitter<EdgeEvents> {
   private etcd: EtcdSource | undefined
   private admin: AdminServer | undefined
   private hep: HepExporter | undefined
+  /** Scanner and toll-fraud defence (config `defence`); undefined when disabled. */
+  defence: Defence | undefined
+  private sharedBans: SharedBans | undefined
   private readonly hooks: ProxyHooks | undefined
   private started = false
   private readonly callsPerBackend = new Map<Backend, number>()
@@ -99,6 +106,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
       tcpConnections: () => this.transports.connectionCount(),
       etcdState: () => (!this.etcd ? 'off' : this.etcd.state === 'synced' ? 'connected' : 'disconnected'),
     })
+    registerDefenceMetrics(this.metrics.registry, () => this.defence)
   }
 
   /** Binds the sockets, loads static backends, starts probing, discovery and the admin API. */
@@ -111,6 +119,26 @@ export class Edge extends EventEmitter<EdgeEvents> {
       this.dispatcher.upsert(spec)
     }
     await this.transports.start()
+    if (c.defence.enabled) {
+      const d = c.defence
+      this.defence = new Defence({
+        action: d.action,
+        banS: d.banS,
+        windowS: d.windowS,
+        challenges: d.challenges,
+        failures: d.failures,
+        userFailures: d.userFailures,
+        notFound: d.notFound,
+        scanner: d.scanner,
+        userAgents: d.userAgents,
+        fromPatterns: d.fromPatterns,
+        toPatterns: d.toPatterns,
+        allow: d.allow,
+        maxBans: d.maxBans,
+        maxTracked: d.maxBans,
+        log: componentLogger(this.log, c, 'defence'),
+      })
+    }
     const sides = new Sides(this.transports.listeners, cidrList(c.trustedNetworks))
     let trunk: Peer | undefined
     if (c.trunk) {
@@ -136,6 +164,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
           public: sourceFilter(c.allowPublic, c.denyPublic),
           internal: sourceFilter(c.allowInternal, c.denyInternal),
         },
+        ...(this.defence ? { defence: this.defence } : {}),
       },
       componentLogger(this.log, c, 'proxy'),
     )
@@ -169,6 +198,19 @@ export class Edge extends EventEmitter<EdgeEvents> {
           : {}),
       })
       void this.etcd.start()
+      if (this.defence) {
+        const { SharedBans } = await import('../defence/shared.js')
+        this.sharedBans = new SharedBans(this.defence, {
+          endpoints: e.endpoints,
+          prefix: c.defence.etcdPrefix,
+          logger: componentLogger(this.log, c, 'defence'),
+          ...(e.username ? { auth: { username: e.username, password: e.password ?? '' } } : {}),
+          ...(e.cacert || e.cert || e.key
+            ? { tls: { ...(e.cacert ? { ca: e.cacert } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } }
+            : {}),
+        })
+        void this.sharedBans.start()
+      }
     }
     if (c.admin) {
       const adminLog = componentLogger(this.log, c, 'admin')
@@ -303,6 +345,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
   private async close(): Promise<void> {
     this.prober && (await this.prober.stop())
     this.etcd && (await this.etcd.stop())
+    this.sharedBans && (await this.sharedBans.stop())
     this.admin && (await this.admin.close())
     this.proxy?.stop()
     this.proxy?.clear()
@@ -367,6 +410,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
         }
       },
       setAdmin: (id, state) => this.dispatcher.setAdmin(id, state),
+      bans: (method, path, query) => bansRoute(this.defence, method, path, query),
     }
   }
 }

@@ -24,6 +24,7 @@ import { branchCarries, loopBranch, loopHash } from './loop.js'
 import { isStrictRoute, rewriteRoutes } from './route_set.js'
 import { isReplaces, redirectContacts, replacesCallId, rewriteTransferHeaders, type RewriteContext } from './uri_rewrite.js'
 import { RateLimiter, SourceFilter } from './guard.js'
+import type { Defence } from '../defence/defence.js'
 import { LogOnce } from '../util/log-once.js'
 import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
 import { ClientTx, ServerTx, FR_TIMER, T1, T2, T4, TIMER_B, TIMER_C, TIMER_L, WAIT, enumState, serverKey } from './transactions.js'
@@ -92,6 +93,8 @@ export interface ProxyOptions {
   maskCallId?: boolean
   /** Source filters per side; requests from other sources are dropped (logged once per source). */
   filters?: { public?: SourceFilter; internal?: SourceFilter }
+  /** Scanner/toll-fraud defence: screens public requests, learns from the answers relayed to public sources. */
+  defence?: Defence
 }
 
 const RR_PARAM = 'sk'
@@ -131,6 +134,7 @@ export class Proxy {
   private rateReply: boolean
   private publicFilter: SourceFilter | undefined
   private internalFilter: SourceFilter | undefined
+  private readonly defence: Defence | undefined
   private readonly once: LogOnce
   /** What the Refer-To / Replaces / 3xx rewrites need from the edge (bound once, not per message). */
   private readonly rewriteCtx: RewriteContext = {
@@ -167,6 +171,7 @@ export class Proxy {
     this.rateReply = rl?.action !== 'drop'
     this.publicFilter = opts.filters?.public?.active ? opts.filters.public : undefined
     this.internalFilter = opts.filters?.internal?.active ? opts.filters.internal : undefined
+    this.defence = opts.defence
     this.once = new LogOnce(log, 10_000, 60_000)
     this.dialogs = new DialogTable({
       max: opts.maxDialogs ?? 200_000,
@@ -251,6 +256,20 @@ export class Proxy {
       this.once.warn('acl:' + address, { src: address, side }, 'source not allowed, dropping its requests')
       return false
     }
+    if (side === 'public' && this.defence) {
+      // Banned or fingerprinted: nothing more is done for it (no log per packet: the ban was logged once).
+      const verdict = this.defence.screen(inb.msg, address)
+      if (verdict !== 0) {
+        if (verdict === 2 && inb.msg.method !== 'ACK') {
+          try {
+            this.replyTo(inb, 403, 'Forbidden')
+          } catch {
+            // Too broken to answer: dropping is the answer.
+          }
+        }
+        return false
+      }
+    }
     if (side === 'public' && this.limiter && !this.limiter.allow(address, Date.now())) {
       this.observer.request(side, inb.msg.method)
       this.observer.refused('rate', side)
@@ -270,6 +289,7 @@ export class Proxy {
   /** Bytes that did not parse: answer 400 when enough of a request is there to build a response. */
   handleParseError(err: Error, buf: Buffer, source: Peer, listener: Listener, connId?: number): void {
     const side = this.sides.sideOf(listener, source)
+    if (side === 'public' && this.defence?.isBanned(source.address)) return
     this.observer.parseError(side)
     this.once.warn('bad:' + source.address, { err: err.message, src: source.address }, 'unparsable message')
     // A truncated or broken message cannot be answered reliably; a best-effort 400 needs Via/From/To/Call-ID/CSeq.
@@ -1052,6 +1072,8 @@ export class Proxy {
     ed.removeTopVia()
     if (st.hiddenVias) ed.prependHeader('Via', st.hiddenVias)
     const toPublic = st.side === 'public'
+    // The defence learns from what the inside answers the outside (the request tells whether it had credentials).
+    if (toPublic && this.defence && st.request) this.defence.observe(st.request, st.source.address, msg.status)
     if (st.maskedCallId) ed.setHeader(H.CallId, this.tokens.maskCallId(msg.callId))
     else if (!toPublic && msg.callId.startsWith(MASK_PREFIX)) {
       const original = this.tokens.unmaskCallId(msg.callId)
@@ -1205,7 +1227,9 @@ export class Proxy {
   }
 
   private onServerTimer(st: ServerTx, now: number): void {
-    if (st.state === enumState.completed && st.isInvite && !st.reliable && now < st.giveUpAt && st.lastResponse) {
+    // A banned source gets no more retransmissions (and the transaction is freed now).
+    const banned = st.side === 'public' && this.defence !== undefined && this.defence.isBanned(st.source.address)
+    if (st.state === enumState.completed && st.isInvite && !st.reliable && now < st.giveUpAt && st.lastResponse && !banned) {
       // Timer G: the ACK has not come; send the final response again.
       this.transports.send(st.lastResponse, st.responseDest, st.listener, st.connId)
       st.retransMs = Math.min(st.retransMs * 2, T2)
