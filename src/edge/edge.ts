@@ -121,23 +121,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
     await this.transports.start()
     if (c.defence.enabled) {
       const d = c.defence
-      this.defence = new Defence({
-        action: d.action,
-        banS: d.banS,
-        windowS: d.windowS,
-        challenges: d.challenges,
-        failures: d.failures,
-        userFailures: d.userFailures,
-        notFound: d.notFound,
-        scanner: d.scanner,
-        userAgents: d.userAgents,
-        fromPatterns: d.fromPatterns,
-        toPatterns: d.toPatterns,
-        allow: d.allow,
-        maxBans: d.maxBans,
-        maxTracked: d.maxBans,
-        log: componentLogger(this.log, c, 'defence'),
-      })
+      this.defence = new Defence({ ...d, maxTracked: d.maxBans, log: componentLogger(this.log, c, 'defence') })
     }
     const sides = new Sides(this.transports.listeners, cidrList(c.trustedNetworks))
     let trunk: Peer | undefined
@@ -192,10 +176,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
         endpoints: e.endpoints,
         prefix: e.prefix,
         logger: componentLogger(this.log, c, 'etcd'),
-        ...(e.username ? { auth: { username: e.username, password: e.password ?? '' } } : {}),
-        ...(e.cacert || e.cert || e.key
-          ? { tls: { ...(e.cacert ? { ca: e.cacert } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } }
-          : {}),
+        ...etcdConnection(e),
       })
       void this.etcd.start()
       if (this.defence) {
@@ -204,10 +185,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
           endpoints: e.endpoints,
           prefix: c.defence.etcdPrefix,
           logger: componentLogger(this.log, c, 'defence'),
-          ...(e.username ? { auth: { username: e.username, password: e.password ?? '' } } : {}),
-          ...(e.cacert || e.cert || e.key
-            ? { tls: { ...(e.cacert ? { ca: e.cacert } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } }
-            : {}),
+          ...etcdConnection(e),
         })
         void this.sharedBans.start()
       }
@@ -413,6 +391,12 @@ export class Edge extends EventEmitter<EdgeEvents> {
       bans: (method, path, query) => bansRoute(this.defence, method, path, query),
     }
   }
+}
+
+/** Credentials and TLS files of the etcd connection, shared by discovery and shared bans. */
+function etcdConnection(e: NonNullable<EdgeConfig['etcd']>): { auth?: { username: string; password: string }; tls?: { ca?: string; cert?: string; key?: string } } {
+  const tls = e.cacert || e.cert || e.key ? { ...(e.cacert ? { ca: e.cacert } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } : undefined
+  return { ...(e.username ? { auth: { username: e.username, password: e.password ?? '' } } : {}), ...(tls ? { tls } : {}) }
 }
 
 function sourceFilter(allow: string[], deny: string[]): SourceFilter {
