@@ -45,7 +45,7 @@ export interface EdgeConfig {
    * inviteTimeoutMs: no provisional from a backend within this -> try the next one (Kamailio fr_timer).
    * timerCMs: a ringing call with no new provisional for this long is cancelled (RFC 3261 timer C, > 3 min).
    */
-  failover: { maxTries: number; inviteTimeoutMs: number; codes: number[]; timerCMs: number }
+  failover: { maxTries: number; inviteTimeoutMs: number; codes: number[]; timerCMs?: number }
   /** Outbound gateway URI for calls from backends to the outside. */
   trunk?: string
   /** CIDRs allowed to send calls outward (besides the internal side). */
