@@ -29,7 +29,9 @@ import { registerDefenceMetrics } from '../defence/metrics.js'
  * as `undefined` counts as missing (`secret: process.env.SIPEDGE_SECRET` compiles under
  * exactOptionalPropertyTypes and, when the variable is unset, gets a random secret as the CLI does).
  */
-export type EdgeOptions = { [K in keyof EdgeConfig]?: EdgeConfig[K] | undefined } & {
+/** A section given in part takes the defaults for the rest (`failover: { maxTries: 2 }`). */
+type PartialSection<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: T[K] | undefined } : T
+export type EdgeOptions = { [K in keyof EdgeConfig]?: PartialSection<EdgeConfig[K]> | undefined } & {
   /** Hooks for custom SBC logic (see ProxyHooks); none by default, so the default path pays nothing. */
   hooks?: ProxyHooks
   /** A pino logger; default: JSON lines on stdout at `logLevel`. */
