@@ -88,6 +88,7 @@ export const CONFIG = {
     maxTries: key(int(1, 16), 3, { flag: 'failover-max-tries', arg: 'N', help: 'backends tried per INVITE' }),
     inviteTimeoutMs: key(int(100, 180_000), 2000, { flag: 'failover-invite-timeout-ms', arg: 'MS', help: 'no provisional within this -> next backend' }),
     codes: key(intList(300, 699), [408, 500, 503], { flag: 'failover-codes', arg: 'CODES', help: 'final responses that trigger failover' }),
+    timerCMs: key(int(1000, 86_400_000), 181_000, { flag: 'failover-timer-c-ms', arg: 'MS', help: 'ringing call cancelled after this long without a new provisional (timer C)' }),
   }),
   trunk: optional(str({ check: syntax.checkTrunk }), { flag: 'trunk', arg: 'URI', help: 'outbound gateway URI for calls from backends', restart }),
   trustedNetworks: key(cidrs, [], { flag: 'trusted-network', arg: 'CIDR', env: 'SIPEDGE_TRUSTED_NETWORKS', help: 'CIDR allowed to send calls outward' }),

@@ -83,6 +83,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
         this.stats.sendError(this.proxy?.sides.isInternalAddress(dest.address) || this.proxy?.sides.isBackendHost(dest.address) ? 1 : 0)
         this.proxy.handleSendError(err, dest)
       },
+      keepOpen: (peer: Peer) => this.proxy?.dialogs.usesFlow(peer) ?? false,
     }
     this.transports = new Transports(specs, handlers, {
       maxMessageSize: config.limits.maxMessageSize,
