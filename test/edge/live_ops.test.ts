@@ -92,7 +92,11 @@ t.test('every counter of the README metrics table moves with the traffic that sh
   const checks: Record<string, () => void> = {
     sipedge_requests_total: () => {
       t.equal(value('sipedge_requests_total', { side: 'public', direction: 'in', method: 'OPTIONS' }), 43, '43 OPTIONS sent, 43 counted (limited and denied included)')
-      t.equal(value('sipedge_requests_total', { side: 'public', direction: 'in', method: 'INVITE' }), 2 + 1 + 2, 'INVITEs received: 2 calls, the relay attempt, the failing one and its copy')
+      // 2 calls, the relay attempt, the failing one and its copy; on a busy machine the caller may retransmit
+      // an INVITE too, and every such copy is one more absorbed retransmission.
+      const invites = value('sipedge_requests_total', { side: 'public', direction: 'in', method: 'INVITE' })
+      const extra = value('sipedge_retransmissions_absorbed_total') - 1
+      t.ok(invites >= 5 && invites <= 5 + extra, `INVITEs received: ${invites} (5 sent, plus caller retransmissions absorbed)`)
       t.equal(value('sipedge_requests_total', { side: 'internal', direction: 'out', method: 'INVITE' }), 2 * 2 + 2, 'INVITEs sent to backends: two per call')
       t.equal(value('sipedge_requests_total', { side: 'internal', direction: 'out', method: 'BYE' }), 2, 'BYEs forwarded')
     },
