@@ -10,6 +10,7 @@ import { DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX } from '../discovery/backend_valu
 import type { Side } from '../transport/types.js'
 import { bool, int, intList, list, map, oneOf, str, type Field, type FlagType } from './fields.js'
 import * as syntax from './syntax.js'
+import { DEFAULT_BAN_PREFIX, DEFAULT_SCANNER_AGENTS, DEFAULT_SCANNER_FROM, DEFENCE_DEFAULTS as DD } from '../defence/defaults.js'
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 export const ALGORITHMS: readonly Algorithm[] = ['round-robin', 'weighted', 'hash-callid', 'hash-from-user', 'least-calls']
@@ -59,6 +60,8 @@ const listen = (side: Side) => list((s) => err(syntax.parseListenSpec(s, side)))
 const cidrs = list((s) => err(syntax.parseCidr(s)))
 const err = (r: unknown): string | undefined => (typeof r === 'string' ? r : undefined)
 const restart = true as const
+const patterns = list((s) => (/^[\x20-\x7e]{1,256}$/.test(s) ? undefined : `"${s}" must be 1-256 printable ASCII characters`))
+const counter = int(0, 1_000_000)
 const DAY_MS = 86_400_000
 
 export const CONFIG = {
@@ -103,6 +106,24 @@ export const CONFIG = {
   }),
   // On by default: a backend's Call-ID may name its host ("1-17270@10.0.3.7"), and nothing internal may leak.
   maskCallId: key(bool(), true, { flag: 'mask-call-id', help: 'replace the Call-ID of calls placed by backends with an encrypted one toward the public side (restored on the way back)' }),
+  // Scanner and toll-fraud defence on the public side (src/defence); SIGHUP does not rebuild it.
+  defence: section({
+    enabled: key(bool(), true, { flag: 'defence', help: 'scanner and toll-fraud defence on the public side (--no-defence to disable)', restart }),
+    action: key(oneOf(['drop', 'reject'] as const), DD.action, { flag: 'defence-action', arg: 'ACTION', help: 'what a banned source gets: drop (nothing) or reject (403)', restart }),
+    banS: key(int(1, 30 * 86_400), DD.banS, { flag: 'defence-ban-s', arg: 'S', help: 'ban duration', restart }),
+    windowS: key(int(1, 86_400), DD.windowS, { flag: 'defence-window-s', arg: 'S', help: 'window of the defence counters', restart }),
+    challenges: key(counter, DD.challenges, { flag: 'defence-challenges', arg: 'N', help: 'challenges (401/407) per source and window before a ban, 0 = off', restart }),
+    failures: key(counter, DD.failures, { flag: 'defence-failures', arg: 'N', help: 'failed retries (credentials refused) per source and window before a ban, 0 = off', restart }),
+    userFailures: key(counter, DD.userFailures, { flag: 'defence-user-failures', arg: 'N', help: 'failed retries against one user per window, then each failing source is banned, 0 = off', restart }),
+    notFound: key(counter, DD.notFound, { flag: 'defence-not-found', arg: 'N', help: 'not-found answers (404/484/604, 403 without credentials) per source and window before a ban, 0 = off', restart }),
+    scanner: key(counter, DD.scanner, { flag: 'defence-scanner', arg: 'N', help: 'fingerprint matches per source and window before a ban (always dropped), 0 = never ban', restart }),
+    userAgents: key(patterns, [...DEFAULT_SCANNER_AGENTS], { flag: 'defence-user-agent', arg: 'TEXT', env: 'SIPEDGE_DEFENCE_USER_AGENTS', help: 'scanner User-Agent substring, case-insensitive (replaces the default list)', restart }),
+    fromPatterns: key(patterns, [...DEFAULT_SCANNER_FROM], { flag: 'defence-from', arg: 'TEXT', env: 'SIPEDGE_DEFENCE_FROM_PATTERNS', help: 'scanner From substring, case-insensitive', restart }),
+    toPatterns: key(patterns, [], { flag: 'defence-to', arg: 'TEXT', env: 'SIPEDGE_DEFENCE_TO_PATTERNS', help: 'scanner To substring, case-insensitive', restart }),
+    allow: key(cidrs, [], { flag: 'defence-allow', arg: 'CIDR', env: 'SIPEDGE_DEFENCE_ALLOW', help: 'CIDR never banned nor fingerprinted (trunks, monitoring)', restart }),
+    maxBans: key(int(1, 10_000_000), DD.maxBans, { flag: 'defence-max-bans', arg: 'N', help: 'ban table size (LRU; also the counter tables)', restart }),
+    etcdPrefix: key(str({ minLength: 1, check: (s) => (s.startsWith('/') && s.endsWith('/') ? undefined : `"${s}" must start and end with /`) }), DEFAULT_BAN_PREFIX, { flag: 'defence-etcd-prefix', arg: 'PREFIX', help: 'etcd prefix of bans shared across edges (when etcd is set)', restart }),
+  }),
   admin: optional(str({ check: syntax.checkAdminAddress }), { flag: 'admin', arg: 'ADDR', help: 'admin HTTP server host:port (metrics, health, backends)', restart }),
   adminToken: optional(str({ minLength: 8 }), { flag: 'admin-token', arg: 'TOKEN', help: 'bearer token for the admin API (>= 8 chars; prefer SIPEDGE_ADMIN_TOKEN)', restart, secret: true }),
   hep: optionalSection({

@@ -19,13 +19,19 @@ import { HepExporter } from './hep.js'
 import { componentLogger, createLogger, applyLogLevels } from './logger.js'
 import { createMetrics, type EdgeMetrics } from './metrics.js'
 import { EdgeStats, statsObserver } from './stats.js'
+import { Defence } from '../defence/defence.js'
+import type { SharedBans } from '../defence/shared.js'
+import { bansRoute } from '../defence/admin.js'
+import { registerDefenceMetrics } from '../defence/metrics.js'
 
 /**
  * Everything of EdgeConfig is optional here: missing keys take the defaults of `sipedge` itself. A key given
  * as `undefined` counts as missing (`secret: process.env.SIPEDGE_SECRET` compiles under
  * exactOptionalPropertyTypes and, when the variable is unset, gets a random secret as the CLI does).
  */
-export type EdgeOptions = { [K in keyof EdgeConfig]?: EdgeConfig[K] | undefined } & {
+/** A section given in part takes the defaults for the rest (`failover: { maxTries: 2 }`). */
+type PartialSection<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: T[K] | undefined } : T
+export type EdgeOptions = { [K in keyof EdgeConfig]?: PartialSection<EdgeConfig[K]> | undefined } & {
   /** Hooks for custom SBC logic (see ProxyHooks); none by default, so the default path pays nothing. */
   hooks?: ProxyHooks
   /** A pino logger; default: JSON lines on stdout at `logLevel`. */
@@ -60,6 +66,9 @@ export class Edge extends EventEmitter<EdgeEvents> {
   private etcd: EtcdSource | undefined
   private admin: AdminServer | undefined
   private hep: HepExporter | undefined
+  /** Scanner and toll-fraud defence (config `defence`); undefined when disabled. */
+  defence: Defence | undefined
+  private sharedBans: SharedBans | undefined
   private readonly hooks: ProxyHooks | undefined
   private started = false
   private readonly callsPerBackend = new Map<Backend, number>()
@@ -99,6 +108,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
       tcpConnections: () => this.transports.connectionCount(),
       etcdState: () => (!this.etcd ? 'off' : this.etcd.state === 'synced' ? 'connected' : 'disconnected'),
     })
+    registerDefenceMetrics(this.metrics.registry, () => this.defence)
   }
 
   /** Binds the sockets, loads static backends, starts probing, discovery and the admin API. */
@@ -111,6 +121,10 @@ export class Edge extends EventEmitter<EdgeEvents> {
       this.dispatcher.upsert(spec)
     }
     await this.transports.start()
+    if (c.defence.enabled) {
+      const d = c.defence
+      this.defence = new Defence({ ...d, maxTracked: d.maxBans, log: componentLogger(this.log, c, 'defence') })
+    }
     const sides = new Sides(this.transports.listeners, cidrList(c.trustedNetworks))
     let trunk: Peer | undefined
     if (c.trunk) {
@@ -136,6 +150,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
           public: sourceFilter(c.allowPublic, c.denyPublic),
           internal: sourceFilter(c.allowInternal, c.denyInternal),
         },
+        ...(this.defence ? { defence: this.defence } : {}),
       },
       componentLogger(this.log, c, 'proxy'),
     )
@@ -163,12 +178,19 @@ export class Edge extends EventEmitter<EdgeEvents> {
         endpoints: e.endpoints,
         prefix: e.prefix,
         logger: componentLogger(this.log, c, 'etcd'),
-        ...(e.username ? { auth: { username: e.username, password: e.password ?? '' } } : {}),
-        ...(e.cacert || e.cert || e.key
-          ? { tls: { ...(e.cacert ? { ca: e.cacert } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } }
-          : {}),
+        ...etcdConnection(e),
       })
       void this.etcd.start()
+      if (this.defence) {
+        const { SharedBans } = await import('../defence/shared.js')
+        this.sharedBans = new SharedBans(this.defence, {
+          endpoints: e.endpoints,
+          prefix: c.defence.etcdPrefix,
+          logger: componentLogger(this.log, c, 'defence'),
+          ...etcdConnection(e),
+        })
+        void this.sharedBans.start()
+      }
     }
     if (c.admin) {
       const adminLog = componentLogger(this.log, c, 'admin')
@@ -303,6 +325,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
   private async close(): Promise<void> {
     this.prober && (await this.prober.stop())
     this.etcd && (await this.etcd.stop())
+    this.sharedBans && (await this.sharedBans.stop())
     this.admin && (await this.admin.close())
     this.proxy?.stop()
     this.proxy?.clear()
@@ -367,8 +390,15 @@ export class Edge extends EventEmitter<EdgeEvents> {
         }
       },
       setAdmin: (id, state) => this.dispatcher.setAdmin(id, state),
+      bans: (method, path, query) => bansRoute(this.defence, method, path, query),
     }
   }
+}
+
+/** Credentials and TLS files of the etcd connection, shared by discovery and shared bans. */
+function etcdConnection(e: NonNullable<EdgeConfig['etcd']>): { auth?: { username: string; password: string }; tls?: { ca?: string; cert?: string; key?: string } } {
+  const tls = e.cacert || e.cert || e.key ? { ...(e.cacert ? { ca: e.cacert } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } : undefined
+  return { ...(e.username ? { auth: { username: e.username, password: e.password ?? '' } } : {}), ...(tls ? { tls } : {}) }
 }
 
 function sourceFilter(allow: string[], deny: string[]): SourceFilter {

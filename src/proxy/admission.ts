@@ -47,6 +47,20 @@ export class Admission {
       core.once.warn('acl:' + address, { src: address, side }, 'source not allowed, dropping its requests')
       return false
     }
+    if (side === 'public' && core.defence) {
+      // Banned or fingerprinted: nothing more is done for it (no log per packet: the ban was logged once).
+      const verdict = core.defence.screen(inb.msg, address)
+      if (verdict !== 0) {
+        if (verdict === 2 && inb.msg.method !== 'ACK') {
+          try {
+            core.replyTo(inb, 403, 'Forbidden')
+          } catch {
+            // Too broken to answer: dropping is the answer.
+          }
+        }
+        return false
+      }
+    }
     if (side === 'public' && this.limiter && !this.limiter.allow(address, Date.now())) {
       core.observer.request(side, inb.msg.method)
       core.observer.refused('rate', side)
@@ -110,6 +124,7 @@ export class Admission {
   parseError(err: Error, buf: Buffer, source: Peer, listener: Listener, connId?: number): void {
     const core = this.core
     const side = core.sides.sideOf(listener, source)
+    if (side === 'public' && core.defence?.isBanned(source.address)) return
     core.observer.parseError(side)
     core.once.warn('bad:' + source.address, { err: err.message, src: source.address }, 'unparsable message')
     // A truncated or broken message cannot be answered reliably; a best-effort 400 needs Via/From/To/Call-ID/CSeq.

@@ -2,6 +2,7 @@
 // timer wheel, counters, hooks and log, and the stateless reply. Built once by Proxy; each step keeps a
 // reference (no per-message allocation, one property load more than a field of Proxy).
 import type { Logger } from 'pino'
+import type { Defence } from '../defence/defence.js'
 import { targetKey, type Backend } from '../dispatch/backend.js'
 import type { Dispatcher } from '../dispatch/dispatcher.js'
 import { buildResponse, newTag } from '../sip/index.js'
@@ -23,6 +24,8 @@ export class ProxyCore {
   readonly observer: ProxyObserver
   readonly hooks: ProxyHooks
   readonly once: LogOnce
+  /** Scanner/toll-fraud defence (src/defence), when given: admission screens with it, relayed answers teach it. */
+  readonly defence: Defence | undefined
   /** Local tag for responses the edge itself generates (stable per process, enough to be unique per call). */
   readonly localTag = newTag()
 
@@ -37,6 +40,7 @@ export class ProxyCore {
     this.tokens = new TokenCodec(opts.secret)
     this.observer = opts.observer ?? NO_OBSERVER
     this.hooks = opts.hooks ?? {}
+    this.defence = opts.defence
     this.once = new LogOnce(log, 10_000, 60_000)
     this.dialogs = new DialogTable({
       max: opts.maxDialogs ?? 200_000,

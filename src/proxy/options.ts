@@ -1,4 +1,5 @@
 // What a Proxy is given (options) and what it reports (observer): the proxy's public surface, re-exported by proxy.ts.
+import type { Defence } from '../defence/defence.js'
 import type { Backend } from '../dispatch/backend.js'
 import type { Peer, Side } from '../transport/types.js'
 import type { SourceFilter } from './guard.js'
@@ -66,4 +67,6 @@ export interface ProxyOptions {
   maskCallId?: boolean
   /** Source filters per side; requests from other sources are dropped (logged once per source). */
   filters?: { public?: SourceFilter; internal?: SourceFilter }
+  /** Scanner/toll-fraud defence: screens public requests, learns from the answers relayed to public sources. */
+  defence?: Defence
 }

@@ -97,6 +97,9 @@ export class Relay {
     const ed = msg.edit()
     ed.removeTopVia()
     this.topology.restoreVias(st, ed)
+    // The defence learns from what the inside answers the outside (the request tells whether it had credentials).
+    const defence = this.core.defence
+    if (defence && st.side === 'public' && st.request) defence.observe(st.request, st.source.address, msg.status)
     this.topology.response(st, ct, msg, ed)
     const hooks = this.core.hooks
     if (hooks.onResponse) {

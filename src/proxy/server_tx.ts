@@ -160,7 +160,9 @@ export class ServerTransactions {
   }
 
   private onTimer(st: ServerTx, now: number): void {
-    if (st.state === enumState.completed && st.isInvite && !st.reliable && now < st.giveUpAt && st.lastResponse) {
+    // A banned source gets no more retransmissions (and the transaction is freed now).
+    const banned = st.side === 'public' && this.core.defence !== undefined && this.core.defence.isBanned(st.source.address)
+    if (st.state === enumState.completed && st.isInvite && !st.reliable && now < st.giveUpAt && st.lastResponse && !banned) {
       // Timer G: the ACK has not come; send the final response again.
       this.core.transports.send(st.lastResponse, st.responseDest, st.listener, st.connId)
       st.retransMs = Math.min(st.retransMs * 2, T2)

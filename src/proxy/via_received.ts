@@ -12,12 +12,18 @@ const DQUOTE = 0x22
  * and the source port as the value of an empty `rport`. Whoever relays the responses later with nothing but
  * the Vias to go by (a 2xx retransmission relayed statelessly, another edge sharing the secret) then reaches
  * a client behind NAT, not the address it wrote in its Via. Nothing is edited (or allocated) for a client
- * whose Via is already right and asks for no rport.
+ * whose Via already names the address and port it sends from.
  */
 export function fillReceived(msg: SipMessage, ed: MessageEditor, source: Peer): void {
   const via = msg.via
   const rport = via.rport !== undefined
-  if (!rport && via.received === undefined && bareHost(via.host) === source.address) return
+  if (via.received === undefined && bareHost(via.host) === source.address) {
+    // The Via already names the real source: nothing to note, and the Via goes on byte for byte. (Filling it
+    // anyway, as RFC 3581 words it, made SIPp-driven calls fail under load: 5-16 of 400 in
+    // test/reliability/abuse.test.ts against 0-1 without; a relay by this Via reaches the same address.)
+    if (!rport) return
+    if (via.rport === true && (via.port ?? 5060) === source.port) return
+  }
   // A received/rport the element already carries is the client's own claim: drop it, then append ours.
   const buf = msg.buf
   const end = via.end

@@ -40,6 +40,13 @@ t.test('RFC 3581 §4: the caller’s Via is forwarded with received= and rport= 
   t.equal(inv.getHeaders('Via')[1]!.split(';rport').length, 2, 'one rport parameter, now with a value')
 })
 
+t.test('a Via that already names the real source is forwarded unchanged', async (t) => {
+  const { backend, edge, caller } = await setup(t, '127.0.28')
+  caller.send(invite({ caller, ruri: `sip:100@${edge.target}`, callId: 'no-nat' }), edge.host, edge.port)
+  const inv = await backend.next(is('no-nat', 'INVITE'))
+  t.equal(inv.getHeaders('Via')[1], `SIP/2.0/UDP ${caller.address}:${caller.port};branch=z9hG4bKno-nat;rport`, 'byte for byte')
+})
+
 t.test('a 2xx retransmitted after 5 s reaches the caller’s real address, hidden like the first (RFC 6026 timer L)', async (t) => {
   const { backend, edge, caller, decoy, inviteText } = await setup(t, '127.0.19')
   caller.send(inviteText('late-2xx'), edge.host, edge.port)
