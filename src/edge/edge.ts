@@ -13,7 +13,8 @@ import { parseUri } from '../sip/index.js'
 import { parseListenSpec } from '../transport/listen-spec.js'
 import { Transports } from '../transport/transports.js'
 import type { Inbound, Listener, ListenSpec, Peer } from '../transport/types.js'
-import { startAdmin, type AdminServer, type AdminTarget } from './admin.js'
+import { startAdmin, type AdminServer } from './admin.js'
+import { adminTarget } from './admin_target.js'
 import { DEFAULT_CONFIG, RESTART_KEYS, changedKeys, parseBackendSpec, validateConfig, type EdgeConfig } from './config.js'
 import { HepExporter } from './hep.js'
 import { componentLogger, createLogger, applyLogLevels } from './logger.js'
@@ -21,7 +22,6 @@ import { createMetrics, type EdgeMetrics } from './metrics.js'
 import { EdgeStats, statsObserver } from './stats.js'
 import { Defence } from '../defence/defence.js'
 import type { SharedBans } from '../defence/shared.js'
-import { bansRoute } from '../defence/admin.js'
 import { registerDefenceMetrics } from '../defence/metrics.js'
 
 /**
@@ -194,7 +194,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
     }
     if (c.admin) {
       const adminLog = componentLogger(this.log, c, 'admin')
-      this.admin = await startAdmin(this.adminTarget(), {
+      this.admin = await startAdmin(adminTarget(this), {
         listen: c.admin,
         ...(c.adminToken ? { token: c.adminToken } : {}),
         log: adminLog,
@@ -354,44 +354,6 @@ export class Edge extends EventEmitter<EdgeEvents> {
     const hosts = new Set<string>()
     for (const b of this.dispatcher.backends()) hosts.add(b.target.host)
     this.proxy.sides.setBackendHosts(hosts)
-  }
-
-  private adminTarget(): AdminTarget {
-    return {
-      metrics: () => this.metrics.metrics(),
-      contentType: this.metrics.contentType,
-      ready: () => {
-        if (this.draining) return { ready: false, reason: 'draining' }
-        if (!this.dispatcher.backends().some((b) => b.eligible)) return { ready: false, reason: 'no eligible backend' }
-        return { ready: true }
-      },
-      backends: () =>
-        this.dispatcher.backends().map((b) => ({
-          id: b.id,
-          set: b.set,
-          uri: b.uri,
-          weight: b.weight,
-          priority: b.priority,
-          admin: b.admin,
-          health: b.health,
-          activeCalls: b.activeCalls,
-          source: b.source,
-        })),
-      dialogs: (offset, limit) => {
-        const page = this.proxy.dialogs.page(offset, limit)
-        return {
-          total: page.total,
-          items: page.items.map((d) => ({
-            callId: d.callId,
-            direction: d.direction,
-            backend: d.backend?.id,
-            createdAt: new Date(d.createdAt).toISOString(),
-          })),
-        }
-      },
-      setAdmin: (id, state) => this.dispatcher.setAdmin(id, state),
-      bans: (method, path, query) => bansRoute(this.defence, method, path, query),
-    }
   }
 }
 
