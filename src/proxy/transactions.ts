@@ -25,7 +25,7 @@ export const TIMER_C = 181_000
 /**
  * RFC 6026 timer L: how long a proxy's INVITE answered 2xx stays "accepted", absorbing retransmitted INVITEs
  * while the 2xx retransmissions pass. The edge keeps the full transaction for WAIT (the 2xx retransmissions
- * of the first seconds take the stateful path), then only the transaction key (proxy.ts `answered`): a full
+ * of the first seconds take the stateful path), then only the transaction key (server_tx.ts `answered`): a full
  * transaction held 32 s costs ~1 KB of heap per call, ~300 MB at 9,000 calls/s.
  */
 export const TIMER_L = 64 * T1
