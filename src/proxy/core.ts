@@ -2,7 +2,6 @@
 // timer wheel, counters, hooks and log, and the stateless reply. Built once by Proxy; each step keeps a
 // reference (no per-message allocation, one property load more than a field of Proxy).
 import type { Logger } from 'pino'
-import type { Defence } from '../defence/defence.js'
 import { targetKey, type Backend } from '../dispatch/backend.js'
 import type { Dispatcher } from '../dispatch/dispatcher.js'
 import { buildResponse, newTag } from '../sip/index.js'
@@ -12,7 +11,7 @@ import { LogOnce } from '../util/log-once.js'
 import { Sides, responseDestination } from './addressing.js'
 import { DialogTable } from './dialogs.js'
 import type { ProxyHooks } from './hooks.js'
-import { NO_OBSERVER, type ProxyObserver, type ProxyOptions } from './options.js'
+import { NO_OBSERVER, type ProxyDefence, type ProxyObserver, type ProxyOptions } from './options.js'
 import { TimerWheel } from './timer_wheel.js'
 import { TokenCodec } from './tokens.js'
 
@@ -25,7 +24,7 @@ export class ProxyCore {
   readonly hooks: ProxyHooks
   readonly once: LogOnce
   /** Scanner/toll-fraud defence (src/defence), when given: admission screens with it, relayed answers teach it. */
-  readonly defence: Defence | undefined
+  readonly defence: ProxyDefence | undefined
   /** Local tag for responses the edge itself generates (stable per process, enough to be unique per call). */
   readonly localTag = newTag()
 

@@ -1,6 +1,6 @@
 // What a Proxy is given (options) and what it reports (observer): the proxy's public surface, re-exported by proxy.ts.
-import type { Defence } from '../defence/defence.js'
 import type { Backend } from '../dispatch/backend.js'
+import type { SipMessage } from '../sip/index.js'
 import type { Peer, Side } from '../transport/types.js'
 import type { SourceFilter } from './guard.js'
 import type { ProxyHooks } from './hooks.js'
@@ -68,5 +68,18 @@ export interface ProxyOptions {
   /** Source filters per side; requests from other sources are dropped (logged once per source). */
   filters?: { public?: SourceFilter; internal?: SourceFilter }
   /** Scanner/toll-fraud defence: screens public requests, learns from the answers relayed to public sources. */
-  defence?: Defence
+  defence?: ProxyDefence
+}
+
+/**
+ * What the proxy asks of a scanner/toll-fraud defence (src/defence's Defence is one). Declared here so that
+ * the proxy does not import the defence, which sits above it (it uses the proxy's addressing).
+ */
+export interface ProxyDefence {
+  /** A new request from the public side: 0 pass, 1 drop, 2 answer 403. */
+  screen(msg: SipMessage, address: string): 0 | 1 | 2
+  /** A ban is in force on `address`. */
+  isBanned(address: string): boolean
+  /** A response relayed to the public source `address` for its request `request`. */
+  observe(request: SipMessage, address: string, status: number): void
 }

@@ -19,7 +19,7 @@ import type { TokenCodec } from './tokens.js'
 import { Topology } from './topology.js'
 import { serverKey } from './transactions.js'
 
-export type { ProxyObserver, ProxyOptions } from './options.js'
+export type { ProxyDefence, ProxyObserver, ProxyOptions } from './options.js'
 export { containsAddress } from './topology.js'
 
 /**
