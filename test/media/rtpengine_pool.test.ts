@@ -3,7 +3,7 @@ import { NgClient, NgError } from '../../src/media/ng_client.js'
 import { RtpenginePool, parseRtpengineSpec, rtpengineId, type MediaHealth } from '../../src/media/rtpengine_pool.js'
 import { waitFor } from '../helpers/net.js'
 import { startRtpengine } from '../helpers/rtpengine.js'
-import { callerSdp, sdpAddresses } from './fixtures.js'
+import { callerSdp, sdpAddresses } from '../helpers/media.js'
 
 t.test('specs: udp:IP:PORT;weight=N, strict', async (t) => {
   t.same(parseRtpengineSpec('udp:127.0.0.1:22222'), { host: '127.0.0.1', port: 22222, weight: 1 })

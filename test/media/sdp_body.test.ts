@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { extractSdp, findSdp, parseContentType, replaceSdp } from '../../src/media/sdp_body.js'
-import { callerSdp } from './fixtures.js'
+import { callerSdp } from '../helpers/media.js'
 
 const sdp = callerSdp('127.0.1.5', 40000)
 const newSdp = callerSdp('127.0.3.1', 30000)

@@ -60,3 +60,8 @@ export async function udpRelay(target: { host: string; port: number }, o: { drop
   })
   return relay
 }
+
+/** The rejection reason of `p`, or the string 'resolved' (which matches no error pattern). */
+export function rejection(p: Promise<unknown>): Promise<unknown> {
+  return p.then(() => 'resolved', (err: unknown) => err)
+}
