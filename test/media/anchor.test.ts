@@ -5,6 +5,7 @@ import { createSocket } from 'node:dgram'
 import { MediaAnchor, ngTags, type MediaAnchorOptions, type MediaEvent } from '../../src/media/anchor.js'
 import { NgClient } from '../../src/media/ng_client.js'
 import { RtpenginePool } from '../../src/media/rtpengine_pool.js'
+import { waitFor } from '../helpers/net.js'
 import { startRtpengine, type RtpengineHandle } from '../helpers/rtpengine.js'
 import { callerSdp, sdpAddresses } from '../helpers/media.js'
 
@@ -218,4 +219,46 @@ t.test('instance of a call down: re-offer moves to the rendezvous choice (or fai
   const strict = new MediaAnchor({ client, pool, migrateOnDown: false })
   t.match(await strict.offer({ callId: 'mig2', offererTag: 'A' }, 'public', 'internal', callerSdp(CALLER, 40000), { instance: i3!.id }), { action: 'reject', reason: /down or unknown/ })
   await noSessions(t, client, e2)
+})
+
+t.test('RTP flows both ways through rtpengine, each end sees only rtpengine\'s address for its side', async (t) => {
+  const { client, anchor } = setup(t, [e1.spec])
+  const bind = async (host: string) => {
+    const s = createSocket('udp4')
+    await new Promise<void>((r) => s.bind(0, host, r))
+    t.teardown(() => s.close())
+    const got: Array<{ from: string; seq: number }> = []
+    s.on('message', (m, r) => got.push({ from: `${r.address}:${r.port}`, seq: m.readUInt16BE(2) }))
+    return { s, port: s.address().port, got }
+  }
+  const caller = await bind(CALLER)
+  const backend = await bind(BACKEND)
+  const call = { callId: 'rtp-1', offererTag: 'A' }
+  const off = await anchor.offer(call, 'public', 'internal', callerSdp(CALLER, caller.port))
+  if (off.action !== 'anchored') return t.fail(off.reason)
+  const ans = await anchor.answer({ ...call, answererTag: 'B' }, 'internal', 'public', callerSdp(BACKEND, backend.port), off.instance)
+  if (ans.action !== 'anchored') return t.fail(ans.reason)
+  const toBackendSide = Number(/m=audio (\d+)/.exec(off.sdp.toString())![1]) // where the backend sends
+  const toCallerSide = Number(/m=audio (\d+)/.exec(ans.sdp.toString())![1]) // where the caller sends
+  const rtp = (seq: number, ssrc: number) => {
+    const b = Buffer.alloc(12 + 160, 0xd5)
+    b[0] = 0x80; b[1] = 0x00
+    b.writeUInt16BE(seq, 2); b.writeUInt32BE(seq * 160, 4); b.writeUInt32BE(ssrc, 8)
+    return b
+  }
+  for (let i = 1; i <= 25; i++) {
+    caller.s.send(rtp(i, 0x1111), toCallerSide, e1.external)
+    backend.s.send(rtp(1000 + i, 0x2222), toBackendSide, e1.internal)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  await waitFor(() => caller.got.length >= 20 && backend.got.length >= 20, { what: 'RTP both ways', timeoutMs: 3000 })
+  t.ok(backend.got.every((p) => p.from === `${e1.internal}:${toBackendSide}`), 'the backend gets RTP only from rtpengine internal')
+  t.ok(caller.got.every((p) => p.from === `${e1.external}:${toCallerSide}`), 'the caller gets RTP only from rtpengine external')
+  t.ok(backend.got.some((p) => p.seq <= 25) && caller.got.some((p) => p.seq > 1000), 'each end gets the other\'s stream')
+  t.comment(`RTP relayed: caller->backend ${backend.got.length}/25, backend->caller ${caller.got.length}/25`)
+  const q = await client.query(anchor.pool.get(off.instance)!, { 'call-id': call.callId })
+  const totals = q['totals'] as { RTP?: { packets?: number } } | undefined
+  t.ok((totals?.RTP?.packets ?? 0) >= 40, `rtpengine counted ${totals?.RTP?.packets} RTP packets`)
+  await anchor.delete(call, off.instance)
+  await noSessions(t, client, e1)
 })
