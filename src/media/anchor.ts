@@ -64,7 +64,7 @@ export interface MediaAnchorOptions {
   rejectStatus?: number
   /** NG `replace` for every offer/answer. Default ['origin', 'session-connection']. */
   replace?: string[]
-  /** NG `ICE` toward the internal side (backends do not do ICE). Default 'remove'. */
+  /** NG `ICE` toward the internal side (backends do not do ICE). Default 'remove'; '' sends none. */
   iceInternal?: string
   /** Extra NG keys for every offer/answer. */
   extra?: MediaExtra
@@ -125,7 +125,7 @@ export class MediaAnchor {
     this.onFailure = o.onFailure ?? 'reject'
     this.rejectStatus = o.rejectStatus ?? 503
     this.replace = o.replace ?? ['origin', 'session-connection']
-    this.iceInternal = o.iceInternal ?? 'remove'
+    this.iceInternal = (o.iceInternal ?? 'remove') || undefined // '' sends no ICE key
     this.extra = o.extra
     this.maxOfferAttempts = Math.max(1, o.maxOfferAttempts ?? 2)
     this.timeoutMs = o.timeoutMs

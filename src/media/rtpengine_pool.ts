@@ -64,7 +64,7 @@ export function formatRtpengineSpec(s: { host: string; port: number }): string {
 /** Parses `udp:IP:PORT[;weight=N]` (IPv6 in brackets). Throws an Error naming the problem. */
 export function parseRtpengineSpec(input: string): RtpengineSpec {
   const s = input.trim()
-  const m = /^(?:udp:)?(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d{1,5})((?:;[^;]*)*)$/.exec(s)
+  const m = /^(?:udp:)?(\[[^\]]*\]|[^:;\s[\]]+):(\d{1,5})((?:;[^;]*)*)$/.exec(s)
   if (m === null) throw new Error(`rtpengine '${input}': expected udp:IP:PORT[;weight=N]`)
   const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!
   if (isIP(host) === 0) throw new Error(`rtpengine '${input}': '${host}' is not an IP literal`)
