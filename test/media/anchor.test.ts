@@ -262,3 +262,40 @@ t.test('RTP flows both ways through rtpengine, each end sees only rtpengine\'s a
   await anchor.delete(call, off.instance)
   await noSessions(t, client, e1)
 })
+
+t.test('failover: one offer serves every branch; each answer (to-tag) gets its own port toward the caller, RTP follows the last', async (t) => {
+  const { client, anchor } = setup(t, [e1.spec])
+  const bind = async (host: string) => {
+    const s = createSocket('udp4')
+    await new Promise<void>((r) => s.bind(0, host, r))
+    t.teardown(() => s.close())
+    const got: number[] = []
+    s.on('message', (m) => got.push(m.readUInt16BE(2)))
+    return { s, port: s.address().port, got }
+  }
+  const caller = await bind(CALLER)
+  const b1 = await bind('127.0.1.7')
+  const b2 = await bind('127.0.1.8')
+  const call = { callId: 'failover-1', offererTag: 'A' }
+  const off = await anchor.offer(call, 'public', 'internal', callerSdp(CALLER, caller.port))
+  if (off.action !== 'anchored') return t.fail(off.reason)
+  // Backend 1 sends 183 with SDP (early media), then fails; backend 2 answers with another to-tag.
+  const a1 = await anchor.answer({ ...call, answererTag: 'B1' }, 'internal', 'public', callerSdp('127.0.1.7', b1.port), off.instance)
+  const a2 = await anchor.answer({ ...call, answererTag: 'B2' }, 'internal', 'public', callerSdp('127.0.1.8', b2.port), off.instance)
+  if (a1.action !== 'anchored' || a2.action !== 'anchored') return t.fail('answer not anchored')
+  const port1 = Number(/m=audio (\d+)/.exec(a1.sdp.toString())![1])
+  const port2 = Number(/m=audio (\d+)/.exec(a2.sdp.toString())![1])
+  t.comment(`media port toward the caller: branch 1 ${port1}, branch 2 ${port2}`)
+  // rtpengine 10.5 treats a new to-tag as a fork: a new port toward the caller (the caller uses the SDP
+  // of the dialog it ends up in, so this is what a forking proxy would show too).
+  t.not(port2, port1, 'branch 2 has its own port toward the caller')
+  const rtp = (seq: number) => { const b = Buffer.alloc(172, 0xd5); b[0] = 0x80; b.writeUInt16BE(seq, 2); b.writeUInt32BE(seq * 160, 4); b.writeUInt32BE(0x3333, 8); return b }
+  for (let i = 1; i <= 20; i++) {
+    caller.s.send(rtp(i), port2, e1.external)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  await waitFor(() => b2.got.length >= 15, { what: 'RTP at backend 2', timeoutMs: 3000 })
+  t.equal(b1.got.length, 0, 'nothing to the abandoned backend')
+  await anchor.delete(call, off.instance)
+  await noSessions(t, client, e1)
+})
