@@ -7,6 +7,7 @@ import { Prober } from '../dispatch/prober.js'
 import type { EtcdSource } from '../discovery/etcd_source.js'
 import { Sides, cidrList, peerFromUri } from '../proxy/addressing.js'
 import type { ProxyHooks } from '../proxy/hooks.js'
+import type { ProxyMedia } from '../proxy/media_step.js'
 import { SourceFilter } from '../proxy/guard.js'
 import { Proxy, type ProxyObserver } from '../proxy/proxy.js'
 import { parseUri } from '../sip/index.js'
@@ -24,6 +25,8 @@ import { DIR_IN, DIR_OUT, EdgeStats, sideIndex } from './stats.js'
 export type EdgeOptions = Partial<EdgeConfig> & {
   /** Hooks for custom SBC logic (see ProxyHooks); none by default, so the default path pays nothing. */
   hooks?: ProxyHooks
+  /** rtpengine anchoring (`createMedia(...).anchor`, started by the caller); SDP untouched when absent. */
+  media?: ProxyMedia
   /** A pino logger; default: JSON lines on stdout at `logLevel`. */
   logger?: Logger
   /** A complete, already validated config (the CLI passes the one it loaded); other keys are then ignored. */
@@ -52,15 +55,17 @@ export class Edge extends EventEmitter<EdgeEvents> {
   private admin: AdminServer | undefined
   private hep: HepExporter | undefined
   private readonly hooks: ProxyHooks | undefined
+  private readonly media: ProxyMedia | undefined
   private started = false
   private readonly callsPerBackend = new Map<Backend, number>()
   private stopping: Promise<void> | undefined
 
-  constructor(config: EdgeConfig, log: Logger, hooks?: ProxyHooks) {
+  constructor(config: EdgeConfig, log: Logger, hooks?: ProxyHooks, media?: ProxyMedia) {
     super()
     this.config = config
     this.log = log
     this.hooks = hooks
+    this.media = media
     this.dispatcher = new Dispatcher({ algorithm: config.algorithm, setAlgorithms: config.setAlgorithms })
     const specs: ListenSpec[] = [
       ...config.listen.map((l) => parseListenSpec(l, 'public')),
@@ -119,6 +124,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
         dialogTtlS: c.limits.dialogTtlS,
         ...(trunk ? { trunk } : {}),
         ...(this.hooks ? { hooks: this.hooks } : {}),
+        ...(this.media ? { media: this.media } : {}),
         observer: this.observer(),
         rateLimit: c.rateLimit,
         maskCallId: c.maskCallId,
@@ -367,7 +373,7 @@ function pick(obj: EdgeConfig, keys: string[]): Partial<EdgeConfig> {
  * problem). Call `start()` to bind and run.
  */
 export async function createEdge(options: EdgeOptions = {}): Promise<Edge> {
-  const { hooks, logger, config: given, ...raw } = options
+  const { hooks, logger, config: given, media, ...raw } = options
   const { config, errors, warnings } = given ? { config: given, errors: [], warnings: [] } : validateConfig(raw, 'options')
   if (!config) throw new Error(`invalid sipedge options:\n  ${errors.join('\n  ')}`)
   if (!config.secret) config.secret = randomBytes(24).toString('base64url')
@@ -375,7 +381,7 @@ export async function createEdge(options: EdgeOptions = {}): Promise<Edge> {
   if (logger && raw.logLevel === undefined && !given) config.logLevel = logger.level as EdgeConfig['logLevel']
   const log = logger ?? createLogger(config)
   for (const w of warnings) log.warn(w)
-  return new Edge(config, log, hooks)
+  return new Edge(config, log, hooks, media)
 }
 
 export { DEFAULT_CONFIG }
