@@ -1,6 +1,7 @@
 // Calls through the edge with media anchored in a real rtpengine: raw UDP phone and backend, so every
 // byte the edge sends to the phone can be checked for internal addresses, bodies included.
 import t, { type Test } from 'tap'
+import { createSocket } from 'node:dgram'
 import { createMedia, validateMediaConfig } from '../../src/media/index.js'
 import type { SipMessage } from '../../src/sip/index.js'
 import { startEdge } from '../helpers/edge.js'
@@ -170,4 +171,112 @@ t.test('no rtpengine answering: 503 to the caller, nothing forwarded, nothing le
   t.equal(r.status, 503)
   t.equal(backend.received.length, 0, 'the INVITE never reached the backend')
   t.same(leaks(phone), [])
+})
+
+/** The first request matching `pred` on any of the endpoints. */
+async function firstOf(eps: RawUdp[], pred: (m: SipMessage) => boolean): Promise<{ ep: RawUdp; m: SipMessage }> {
+  const found = await waitFor(() => {
+    for (const ep of eps) { const m = ep.received.find(pred); if (m) return { ep, m } }
+    return undefined
+  }, { what: 'a request on one of the backends', timeoutMs: 3000 })
+  return found!
+}
+
+t.test('failover: one offer serves both branches; retransmitted INVITE is absorbed; RTP flows through rtpengine', async (t) => {
+  const cfg = validateMediaConfig({ mode: 'anchor', rtpengine: [eng.spec], ping: { intervalMs: 500 } })
+  const media = createMedia(cfg.config!)
+  await media.start()
+  t.teardown(() => media.stop())
+  const b1 = await rawUdp(t, '127.0.1.8')
+  const b2 = await rawUdp(t, '127.0.1.9')
+  const phone = await rawUdp(t, PHONE)
+  const edge = await startEdge(t, '127.0.5.2', {
+    backends: [`sip:127.0.1.8:${b1.port}`, `sip:127.0.1.9:${b2.port}`], failover: { maxTries: 2, inviteTimeoutMs: 2000, codes: [503] },
+    media: { anchor: media.anchor },
+  })
+  const callId = 'pm-failover'
+  const text = invite(phone, edge.port, callId, callerSdp(PHONE, 0)).replaceAll(`${EDGE}:`, `127.0.5.2:`)
+  // The phone's real RTP socket: its port goes into the SDP.
+  const rtpPhone = createSocket('udp4')
+  await new Promise<void>((r) => rtpPhone.bind(0, PHONE, r))
+  t.teardown(() => rtpPhone.close())
+  const phoneGot: string[] = []
+  rtpPhone.on('message', (_m, r) => phoneGot.push(`${r.address}:${r.port}`))
+  const withPort = text.replace('m=audio 0 ', `m=audio ${rtpPhone.address().port} `).replace('a=rtcp:1', `a=rtcp:${rtpPhone.address().port + 1}`)
+  const sent0 = media.client.stats.sent
+  phone.send(withPort, '127.0.5.2', edge.port)
+  phone.send(withPort, '127.0.5.2', edge.port) // a retransmission while the offer is out
+  const first = await firstOf([b1, b2], isReq('INVITE'))
+  first.ep.send(reply(first.m, 503, 'Service Unavailable', { toTag: 'x1' }), '127.0.5.2', edge.port)
+  const other = first.ep === b1 ? b2 : b1
+  const second = await other.next(isReq('INVITE'))
+  t.equal(second.body.toString(), first.m.body.toString(), 'the second backend gets the same anchored SDP')
+  t.equal(media.client.stats.sent - sent0, 1, 'one offer for the retransmitted INVITE and both branches')
+  t.equal(first.ep.received.filter(isReq('INVITE')).length, 1, 'the retransmission was absorbed')
+  const rtpBackend = createSocket('udp4')
+  const backendHost = other === b1 ? '127.0.1.8' : '127.0.1.9'
+  await new Promise<void>((r) => rtpBackend.bind(0, backendHost, r))
+  t.teardown(() => rtpBackend.close())
+  const backendGot: string[] = []
+  rtpBackend.on('message', (_m, r) => backendGot.push(`${r.address}:${r.port}`))
+  other.send(reply(second, 200, 'OK', { toTag: 'x2', sdp: callerSdp(backendHost, rtpBackend.address().port), contact: `<sip:bob@${backendHost}:${other.port}>` }), '127.0.5.2', edge.port)
+  const ok = await phone.next(isStatus(200))
+  const toEngineExternal = Number(/m=audio (\d+)/.exec(ok.body.toString())![1])
+  const toEngineInternal = Number(/m=audio (\d+)/.exec(second.body.toString())![1])
+  const pkt = (seq: number) => { const b = Buffer.alloc(172, 0xd5); b[0] = 0x80; b.writeUInt16BE(seq, 2); b.writeUInt32BE(seq * 160, 4); b.writeUInt32BE(0x4444 + (seq & 1), 8); return b }
+  for (let i = 1; i <= 20; i++) {
+    rtpPhone.send(pkt(2 * i), toEngineExternal, eng.external)
+    rtpBackend.send(pkt(2 * i + 1), toEngineInternal, eng.internal)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  await waitFor(() => phoneGot.length >= 15 && backendGot.length >= 15, { what: 'RTP both ways', timeoutMs: 3000 })
+  t.ok(phoneGot.every((a) => a === `${eng.external}:${toEngineExternal}`), 'the phone gets RTP from rtpengine external only')
+  t.ok(backendGot.every((a) => a === `${eng.internal}:${toEngineInternal}`), 'the backend gets RTP from rtpengine internal only')
+  t.comment(`RTP through the anchored call: phone got ${phoneGot.length}/20, backend got ${backendGot.length}/20`)
+  t.same(await media.client.list(media.pool.instances[0]!), [callId])
+  phone.send(inDialog(phone, ok, 'BYE', 2, callId), '127.0.5.2', edge.port)
+  const bye = await other.next(isReq('BYE'))
+  other.send(reply(bye, 200, 'OK'), '127.0.5.2', edge.port)
+  await waitFor(async () => (await media.client.list(media.pool.instances[0]!)).length === 0, { what: 'session deleted', timeoutMs: 2000 })
+  t.same(phone.received.map((m) => m.buf.toString('latin1', m.start, m.end)).filter((s) => /127\.0\.1\.[89]|127\.0\.2\./.test(s)), [])
+})
+
+t.test('outbound call from a backend to the trunk; after an edge restart the BYE still deletes on the right instance', async (t) => {
+  const eng2 = await startRtpengine({ t, n: 6 })
+  const mk = async () => {
+    const m = createMedia(validateMediaConfig({ mode: 'anchor', rtpengine: [`${eng.spec};weight=0`, eng2.spec], ping: { intervalMs: 500 } }).config!)
+    await m.start()
+    t.teardown(() => m.stop())
+    return m
+  }
+  const media = await mk()
+  const backend = await rawUdp(t, BACKEND)
+  const carrier = await rawUdp(t, '127.0.4.9')
+  const opts = { backends: [`sip:${BACKEND}:${backend.port}`], trunk: `sip:127.0.4.9:${carrier.port}` }
+  const edge = await startEdge(t, '127.0.5.3', { ...opts, media: { anchor: media.anchor } })
+  const callId = 'pm-outbound'
+  const sdp = callerSdp(BACKEND, 41000)
+  backend.send([`INVITE sip:+15550100@127.0.5.3:${edge.port} SIP/2.0`, `Via: SIP/2.0/UDP ${BACKEND}:${backend.port};branch=z9hG4bKout1;rport`,
+    'Max-Forwards: 70', `From: <sip:100@${BACKEND}>;tag=ast1`, `To: <sip:+15550100@127.0.5.3>`, `Call-ID: ${callId}`, 'CSeq: 1 INVITE',
+    `Contact: <sip:100@${BACKEND}:${backend.port}>`, 'Content-Type: application/sdp', `Content-Length: ${sdp.length}`, '', sdp.toString()].join('\r\n'), '127.0.5.3', edge.port)
+  const inv = await carrier.next(isReq('INVITE'))
+  t.same(sdpAddresses(inv.body).all, [eng2.external], 'the carrier sees rtpengine external (of the weighted instance)')
+  carrier.send(reply(inv, 200, 'OK', { toTag: 'car1', sdp: callerSdp('127.0.4.9', 42000), contact: `<sip:+15550100@127.0.4.9:${carrier.port}>` }), '127.0.5.3', edge.port)
+  const ok = await backend.next(isStatus(200))
+  t.same(sdpAddresses(ok.body).all, [eng2.internal], 'the backend sees rtpengine internal')
+  t.same(await media.client.list(media.pool.instances[1]!), [callId])
+  t.same(carrier.received.map((m) => m.buf.toString('latin1', m.start, m.end)).filter((s) => s.includes(BACKEND) || s.includes('127.0.2.')), [], 'nothing internal toward the carrier')
+  // Restart: a new edge process on the same address, with a fresh media client and pool.
+  await edge.edge.stop()
+  const media2 = await mk()
+  const edge2 = await startEdge(t, '127.0.5.3', { ...opts, media: { anchor: media2.anchor } }, edge.port)
+  const rr = lines(ok, /^record-route\s*:/i).map((l) => l.replace(/^record-route\s*:\s*/i, ''))
+  const bye = [`BYE sip:+15550100@127.0.4.9:${carrier.port} SIP/2.0`, `Via: SIP/2.0/UDP ${BACKEND}:${backend.port};branch=z9hG4bKout2;rport`,
+    'Max-Forwards: 70', `From: <sip:100@${BACKEND}>;tag=ast1`, `To: <sip:+15550100@127.0.5.3>;tag=car1`, `Call-ID: ${callId}`, 'CSeq: 2 BYE',
+    ...rr.map((r) => `Route: ${r}`), 'Content-Length: 0', '', ''].join('\r\n')
+  backend.send(bye, '127.0.5.3', edge2.port)
+  const byeOut = await carrier.next(isReq('BYE'))
+  carrier.send(reply(byeOut, 200, 'OK'), '127.0.5.3', edge2.port)
+  await waitFor(async () => (await media2.client.list(media2.pool.instances[1]!)).length === 0, { what: 'session deleted after restart', timeoutMs: 2000 })
+  t.same(await media2.client.list(media2.pool.instances[0]!), [], 'nothing on the other instance either')
 })
