@@ -61,9 +61,9 @@ function inDialog(phone: RawUdp, ok: SipMessage, method: string, cseq: number, c
     ...(body ? ['Content-Type: application/sdp'] : []), `Content-Length: ${body.length}`, '', body].join('\r\n')
 }
 
-/** Internal addresses that must never reach the phone: the backend and rtpengine's internal interface. */
+/** Internal addresses that must never reach the phone: backends (127.0.1.x) and rtpengine internal (127.0.2.x). */
 function leaks(phone: RawUdp): string[] {
-  return phone.received.map((m) => m.buf.toString('latin1', m.start, m.end)).filter((s) => s.includes(BACKEND) || s.includes(eng.internal))
+  return phone.received.map((m) => m.buf.toString('latin1', m.start, m.end)).filter((s) => /127\.0\.[12]\./.test(s))
 }
 
 const isReq = (method: string) => (m: SipMessage) => m.isRequest && m.method === method
@@ -279,4 +279,39 @@ t.test('outbound call from a backend to the trunk; after an edge restart the BYE
   carrier.send(reply(byeOut, 200, 'OK'), '127.0.5.3', edge2.port)
   await waitFor(async () => (await media2.client.list(media2.pool.instances[1]!)).length === 0, { what: 'session deleted after restart', timeoutMs: 2000 })
   t.same(await media2.client.list(media2.pool.instances[0]!), [], 'nothing on the other instance either')
+})
+
+t.test('rtpengine instances killed: new calls move to the live one; with none left, 503 and nothing leaked', async (t) => {
+  const a = await startRtpengine({ t, n: 7 })
+  const b = await startRtpengine({ t, n: 8 })
+  const media = createMedia(validateMediaConfig({
+    mode: 'anchor', rtpengine: [`${a.spec};weight=100`, b.spec], timeoutMs: 200, retransmitMs: 50,
+    ping: { intervalMs: 100, timeoutMs: 100, failThreshold: 2, okThreshold: 1 },
+  }).config!)
+  await media.start()
+  t.teardown(() => media.stop())
+  const [ia, ib] = media.pool.instances
+  await waitFor(() => ia!.health === 'up' && ib!.health === 'up', { what: 'both up', timeoutMs: 3000 })
+  const backend = await rawUdp(t, BACKEND)
+  const phone = await rawUdp(t, PHONE)
+  const edge = await startEdge(t, '127.0.5.4', { backends: [`sip:${BACKEND}:${backend.port}`], media: { anchor: media.anchor } })
+  const call = async (callId: string) => {
+    phone.send(invite(phone, edge.port, callId, callerSdp(PHONE, 40000)).replaceAll(`${EDGE}:`, '127.0.5.4:'), '127.0.5.4', edge.port)
+    return Promise.race([
+      backend.next((m) => isReq('INVITE')(m) && m.callId === callId).then((m) => ({ forwarded: m })),
+      phone.next((m) => !m.isRequest && m.callId === callId && m.status >= 300).then((m) => ({ failed: m })),
+    ])
+  }
+  const r1 = await call('pm-kill-1')
+  t.ok('forwarded' in r1 && sdpAddresses(r1.forwarded.body).all[0] === a.internal, 'first call on the weighted instance')
+  a.kill('SIGKILL')
+  await waitFor(() => ia!.health === 'down', { what: 'instance a down', timeoutMs: 3000 })
+  const r2 = await call('pm-kill-2')
+  t.ok('forwarded' in r2 && sdpAddresses(r2.forwarded.body).all[0] === b.internal, 'next call on the live instance')
+  b.kill('SIGKILL')
+  await waitFor(() => ib!.health === 'down', { what: 'instance b down', timeoutMs: 3000 })
+  const r3 = await call('pm-kill-3')
+  t.ok('failed' in r3 && r3.failed.status === 503, 'no instance left: 503')
+  t.equal(backend.received.filter((m) => m.callId === 'pm-kill-3').length, 0, 'that INVITE never reached the backend')
+  t.same(leaks(phone), [])
 })
