@@ -8,6 +8,7 @@ import type { EtcdSource } from '../discovery/etcd_source.js'
 import { Sides, cidrList, peerFromUri } from '../proxy/addressing.js'
 import type { ProxyHooks } from '../proxy/hooks.js'
 import type { ProxyMedia } from '../proxy/media_step.js'
+import { registerMediaMetrics } from '../media/metrics.js'
 import { SourceFilter } from '../proxy/guard.js'
 import { Proxy, type ProxyObserver } from '../proxy/proxy.js'
 import { parseUri } from '../sip/index.js'
@@ -94,6 +95,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
       tcpConnections: () => this.transports.connectionCount(),
       etcdState: () => (!this.etcd ? 'off' : this.etcd.state === 'synced' ? 'connected' : 'disconnected'),
     })
+    if (media?.stats) registerMediaMetrics(this.metrics.registry, media.stats, media.anchor.pool)
   }
 
   /** Binds the sockets, loads static backends, starts probing, discovery and the admin API. */
@@ -344,6 +346,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
             callId: d.callId,
             direction: d.direction,
             backend: d.backend?.id,
+            ...(d.media !== undefined ? { media: d.media } : {}),
             createdAt: new Date(d.createdAt).toISOString(),
           })),
         }

@@ -4,6 +4,7 @@ import { MediaAnchor, type MediaEvent } from './anchor.js'
 import type { MediaConfig } from './config.js'
 import { NgClient, type NgOutcome, type NgTarget } from './ng_client.js'
 import { RtpenginePool, type MediaHealth, type RtpengineInstance } from './rtpengine_pool.js'
+import { MediaStats } from './metrics.js'
 
 export * from './anchor.js'
 export * from './bencode.js'
@@ -11,11 +12,14 @@ export * from './config.js'
 export * from './ng_client.js'
 export * from './rtpengine_pool.js'
 export * from './sdp_body.js'
+export * from './metrics.js'
 
 export interface Media {
   client: NgClient
   pool: RtpenginePool
   anchor: MediaAnchor
+  /** Counters and NG latency histogram, fed by the client and the anchor (for registerMediaMetrics). */
+  stats: MediaStats
   /** Binds the NG socket and starts the pings. */
   start(): Promise<void>
   stop(): Promise<void>
@@ -28,10 +32,13 @@ export interface MediaHooks {
 }
 
 export function createMedia(c: MediaConfig, hooks: MediaHooks = {}): Media {
+  const stats = new MediaStats()
+  const onCommand = hooks.onCommand
+  const onEvent = hooks.onEvent
   const client = new NgClient({
     retransmitMs: c.retransmitMs, timeoutMs: c.timeoutMs,
     ...(c.localAddress !== undefined ? { localAddress: c.localAddress } : {}),
-    ...(hooks.onCommand !== undefined ? { onCommand: hooks.onCommand } : {}),
+    onCommand: onCommand === undefined ? stats.onCommand : (cmd, tg, ms, o, r) => { stats.onCommand(cmd, tg, ms, o, r); onCommand(cmd, tg, ms, o, r) },
   })
   const pool = new RtpenginePool(client, c.rtpengine, { ...c.ping, ...(hooks.onHealth !== undefined ? { onChange: hooks.onHealth } : {}) })
   const anchor = new MediaAnchor({
@@ -40,10 +47,10 @@ export function createMedia(c: MediaConfig, hooks: MediaHooks = {}): Media {
     iceInternal: c.iceInternal,
     extra: c.flags.length > 0 ? { flags: c.flags } : undefined,
     maxOfferAttempts: c.maxOfferAttempts, timeoutMs: c.timeoutMs, migrateOnDown: c.migrateOnDown,
-    ...(hooks.onEvent !== undefined ? { onEvent: hooks.onEvent } : {}),
+    onEvent: onEvent === undefined ? stats.onEvent : (ev) => { stats.onEvent(ev); onEvent(ev) },
   })
   return {
-    client, pool, anchor,
+    client, pool, anchor, stats,
     start: async () => { await client.start(); pool.start() },
     stop: async () => { pool.stop(); await client.close() },
   }

@@ -2,11 +2,14 @@
 // the description of how messages are held while rtpengine answers).
 import type { MediaAnchor, MediaExtra } from '../media/anchor.js'
 import type { MediaMode } from '../media/config.js'
+import type { MediaStats } from '../media/metrics.js'
 
 export interface ProxyMedia {
   anchor: MediaAnchor
   /** Mode and extra NG keys per backend set (undefined set: a call to the trunk). Default: anchor, none. */
   forSet?: (set: string | undefined) => { mode: MediaMode; extra: MediaExtra | undefined }
+  /** When given, the edge exports sipedge_media_* metrics from it (createMedia makes one). */
+  stats?: MediaStats
 }
 
 /** Media of one request transaction (an INVITE/UPDATE/re-INVITE) of an anchored call. */

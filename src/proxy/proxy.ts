@@ -1048,6 +1048,8 @@ export class Proxy {
       createdAt: Date.now(),
       direction: inbound ? 'in' : 'out',
     }
+    const media = this.media ? this.callMedia.get(st)?.instance : undefined
+    if (media !== undefined) dialog.media = media
     if (this.dialogs.add(dialog)) {
       if (ct.backend) this.dispatcher.callStarted(ct.backend)
       this.observer.callStarted(ct.backend, dialog.createdAt - st.startedAt)

@@ -25,7 +25,7 @@ async function setup(t: Test, o: { rtpengine?: string; timeoutMs?: number } = {}
   t.teardown(() => media.stop())
   const backend = await rawUdp(t, BACKEND)
   const phone = await rawUdp(t, PHONE)
-  const edge = await startEdge(t, EDGE, { backends: [`sip:${BACKEND}:${backend.port}`], media: { anchor: media.anchor } })
+  const edge = await startEdge(t, EDGE, { backends: [`sip:${BACKEND}:${backend.port}`], media })
   return { media, backend, phone, edge }
 }
 
@@ -85,6 +85,12 @@ t.test('a call through the edge: SDP anchored both ways, BYE deletes the session
   t.same(sdpAddresses(ok.body).all, [eng.external], 'the phone sees rtpengine external only')
   t.equal(ok.contentLength, ok.body.length)
   t.same(await media.client.list(media.pool.instances[0]!), [callId], 'one session in rtpengine')
+  const id = media.pool.instances[0]!.id
+  t.equal(edge.edge.proxy.dialogs.page(0, 10).items[0]?.media, id, 'the dialog names its rtpengine')
+  const text = await edge.edge.metrics.metrics()
+  t.match(text, new RegExp(`sipedge_media_sessions\\{instance="${id}",address="${eng.spec}"\\} 1`), 'edge /metrics: one anchored session')
+  t.match(text, new RegExp(`sipedge_media_ng_seconds_count\\{instance="${id}",command="offer"\\} 1`))
+  t.match(text, new RegExp(`sipedge_media_ng_seconds_count\\{instance="${id}",command="answer"\\} 1`))
   phone.send(inDialog(phone, ok, 'ACK', 1, callId), EDGE, edge.port)
   await backend.next(isReq('ACK'))
   phone.send(inDialog(phone, ok, 'BYE', 2, callId), EDGE, edge.port)
