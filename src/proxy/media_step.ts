@@ -3,6 +3,7 @@
 import type { MediaAnchor, MediaExtra } from '../media/anchor.js'
 import type { MediaMode } from '../media/config.js'
 import type { MediaStats } from '../media/metrics.js'
+import { H, type SipMessage } from '../sip/index.js'
 
 export interface ProxyMedia {
   anchor: MediaAnchor
@@ -28,6 +29,21 @@ export interface CallMedia {
   extra: MediaExtra | undefined
   /** Responses held for rtpengine, relayed in arrival order. */
   chain: Promise<void> | undefined
+}
+
+/**
+ * ACK or BYE from the edge to the UAS of a 2xx it will not relay (its answer could not be anchored):
+ * the edge ends that dialog itself. R-URI = the 2xx's Contact; sent straight to the branch's next hop.
+ */
+export function buildDialogEnd(method: 'ACK' | 'BYE', ok2xx: SipMessage, ruri: string, via: string): Buffer {
+  const copy = (name: string, id: number): string => {
+    const i = ok2xx.indexOf(id)
+    return i < 0 ? '' : `${name}: ${ok2xx.headerValue(i)}\r\n`
+  }
+  const seq = ok2xx.cseq.seq + (method === 'BYE' ? 1 : 0)
+  const head = `${method} ${ruri} SIP/2.0\r\nVia: ${via}\r\nMax-Forwards: 70\r\n` +
+    copy('From', H.From) + copy('To', H.To) + copy('Call-ID', H.CallId) + `CSeq: ${seq} ${method}\r\nContent-Length: 0\r\n\r\n`
+  return Buffer.from(head, 'utf8')
 }
 
 /**

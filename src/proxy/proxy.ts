@@ -27,7 +27,7 @@ import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
 import { ClientTx, ServerTx, FR_TIMER, T1, T2, T4, TIMER_B, TIMER_C, WAIT, enumState, serverKey } from './transactions.js'
 import { findSdp } from '../media/sdp_body.js'
 import type { MediaResult } from '../media/anchor.js'
-import { spliceBody, type CallMedia, type ProxyMedia } from './media_step.js'
+import { buildDialogEnd, spliceBody, type CallMedia, type ProxyMedia } from './media_step.js'
 
 /** Counters the edge exposes as metrics; every method is called on the hot path, so keep them cheap. */
 export interface ProxyObserver {
@@ -112,6 +112,8 @@ export class Proxy {
   private readonly media: ProxyMedia | undefined
   /** Media state of held/anchored request transactions (weak: goes with the transaction). */
   private readonly callMedia = new WeakMap<ServerTx, CallMedia>()
+  /** Branches whose 2xx the edge ended itself (answer not anchored under policy reject). */
+  private readonly endedBranches = new WeakSet<ClientTx>()
 
   constructor(
     private readonly transports: Transports,
@@ -565,6 +567,8 @@ export class Proxy {
     if (loc === undefined && cm.chain === undefined) return false
     const media = this.media!
     const step = async (): Promise<void> => {
+      // A copy of a 2xx queued before the edge ended the dialog: only the ACK again.
+      if (status >= 200 && this.endedBranches.has(ct)) return this.endAnswered(ct, msg)
       let body: string | undefined
       if (loc !== undefined) {
         const sdp = msg.body.subarray(loc.start, loc.end)
@@ -581,8 +585,12 @@ export class Proxy {
         if (r.action === 'anchored') body = spliceBody(msg.body, loc, r)
         else if (r.action === 'reject') {
           this.log.warn({ callId: msg.callId, status, reason: r.reason }, 'media: answer failed, response not relayed')
-          // A provisional is dropped; a 2xx becomes our failure upstream (the backend ends its side when no ACK comes).
-          if (status >= 200) this.finalLocal(st, r.status, 'Service Unavailable')
+          // A provisional is dropped. A 2xx becomes our failure upstream, and the edge ends the answered
+          // dialog itself (ACK, then BYE); 2xx retransmissions only get the ACK again.
+          if (status >= 200) {
+            this.endAnswered(ct, msg)
+            this.finalLocal(st, r.status, 'Service Unavailable')
+          }
           return
         }
       }
@@ -592,6 +600,16 @@ export class Proxy {
       this.log.error({ err, callId: msg.callId }, 'media: answer step failed')
     })
     return true
+  }
+
+  /** ACK (every copy of the 2xx) and BYE (once) for a 2xx the edge will not relay. */
+  private endAnswered(ct: ClientTx, ok: SipMessage): void {
+    const contact = ok.contacts[0]?.uriText
+    if (contact === undefined) return
+    const first = !this.endedBranches.has(ct)
+    this.endedBranches.add(ct)
+    this.transports.send(buildDialogEnd('ACK', ok, contact, viaValue(ct.listener, newBranch())), ct.target, ct.listener)
+    if (first) this.transports.send(buildDialogEnd('BYE', ok, contact, viaValue(ct.listener, newBranch())), ct.target, ct.listener)
   }
 
   /** The Call-ID as the internal side has it (masked Call-IDs are restored): one Call-ID per call for rtpengine. */
@@ -973,6 +991,11 @@ export class Proxy {
   /** Forwards a response upstream: our Via off, internal details hidden when it leaves toward the public side. */
   private relayResponse(st: ServerTx, ct: ClientTx, msg: SipMessage, media?: { body: string | undefined }): void {
     if (this.media && media === undefined) {
+      // The edge ended this branch's dialog (answer not anchored): its 2xx copies only get an ACK.
+      if (this.endedBranches.has(ct)) {
+        if (msg.status >= 200 && msg.status < 300) this.endAnswered(ct, msg)
+        return
+      }
       const cm = this.callMedia.get(st)
       if (cm !== undefined && this.holdForMedia(st, ct, msg, cm)) return
     }

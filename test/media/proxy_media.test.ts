@@ -358,3 +358,29 @@ t.test('added latency: INVITE from the phone to the backend, anchored vs plain (
   for (const c of media.stats.commands()) t.comment(`NG ${c.command}: ${c.count} commands, mean ${(c.sumMs / c.count).toFixed(3)} ms`)
   await waitFor(async () => (await media.client.list(media.pool.instances[0]!, 100)).length === 0, { what: 'every busy call deleted', timeoutMs: 2000 })
 })
+
+t.test('answer not anchored under reject: the caller gets 503, the edge ACKs and BYEs the answered backend', async (t) => {
+  const { media, backend, phone, edge } = await setup(t)
+  const callId = 'pm-answer-fail'
+  phone.send(invite(phone, edge.port, callId, callerSdp(PHONE, 40000)), EDGE, edge.port)
+  const inv = await backend.next(isReq('INVITE'))
+  // rtpengine loses the call between offer and answer (e.g. restarted): the answer gets an error.
+  await media.client.delete(media.pool.instances[0]!, { 'call-id': callId })
+  const ok = reply(inv, 200, 'OK', { toTag: 'be9', sdp: callerSdp(BACKEND, 41000), contact: `<sip:bob@${BACKEND}:${backend.port}>` })
+  backend.send(ok, EDGE, edge.port)
+  const failed = await phone.next((m) => !m.isRequest && m.status >= 300)
+  t.equal(failed.status, 503, 'the caller gets 503, not the unanchored 2xx')
+  const ack = await backend.next(isReq('ACK'))
+  const bye = await backend.next(isReq('BYE'))
+  t.match(ack.buf.toString('latin1', ack.start, ack.end), new RegExp(`^ACK sip:bob@${BACKEND.replaceAll('.', '\\.')}:${backend.port} SIP/2\\.0\\r\\n`))
+  t.equal(bye.toTag, 'be9')
+  t.equal(bye.cseq.seq, 2)
+  backend.send(reply(bye, 200, 'OK'), EDGE, edge.port)
+  backend.send(ok, EDGE, edge.port) // a retransmitted 2xx: ACKed again, no second BYE
+  await backend.next(isReq('ACK'))
+  await new Promise((r) => setTimeout(r, 100))
+  t.equal(backend.received.filter(isReq('BYE')).length, 1, 'one BYE')
+  t.equal(phone.received.filter((m) => !m.isRequest && m.status === 200).length, 0, 'no 200 ever reached the phone')
+  t.same(leaks(phone), [])
+  t.same(await media.client.list(media.pool.instances[0]!), [])
+})
