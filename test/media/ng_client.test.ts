@@ -116,9 +116,11 @@ t.test('timeout: a dead port gives up after the total timeout, retransmitting on
   const err = await c.ping({ host: '127.0.0.1', port: dead.address().port }).catch((e: unknown) => e)
   const took = Date.now() - t0
   t.match(err, { kind: 'timeout', command: 'ping' })
-  t.match((err as Error).message, /no reply in \d+ ms \(3 retransmissions\)/)
+  // Due at 50, 150 and 350 ms; a late event loop (loaded machine) leaves room for fewer before 400 ms.
+  const n = Number(/no reply in \d+ ms \((\d) retransmissions\)/.exec((err as Error).message)?.[1])
+  t.ok(n >= 1 && n <= 3, `${n} retransmissions (3 on time)`)
   t.ok(took >= 390 && took < 1500, `gave up after ${took} ms`)
-  t.equal(got.length, 4, 'sent at 0, 50, 150, 350 ms')
+  t.equal(got.length, n + 1, 'the first send and each retransmission arrived')
   t.ok(got.every((m) => m.equals(got[0]!)), 'every copy identical')
   t.equal(c.stats.timeouts, 1)
   t.equal(c.stats.pending, 0)

@@ -354,7 +354,7 @@ t.test('added latency: INVITE from the phone to the backend, anchored vs plain (
   const anchored = await measure({ host: EDGE, port: edge.port }, backend, 'a')
   const direct = await measure({ host: '127.0.5.5', port: plain.port }, plainBackend, 'p')
   t.comment(`INVITE phone->backend median: anchored ${anchored.toFixed(3)} ms, plain ${direct.toFixed(3)} ms, added ${(anchored - direct).toFixed(3)} ms`)
-  t.ok(anchored < 50, 'anchoring adds a round trip, not more')
+  t.ok(anchored < 100, 'anchoring adds a round trip, not more')
   for (const c of media.stats.commands()) t.comment(`NG ${c.command}: ${c.count} commands, mean ${(c.sumMs / c.count).toFixed(3)} ms`)
   await waitFor(async () => (await media.client.list(media.pool.instances[0]!, 100)).length === 0, { what: 'every busy call deleted', timeoutMs: 2000 })
 })

@@ -92,7 +92,7 @@ t.test('real rtpengines: a killed instance goes down after the threshold, new ca
   const [i1, i2] = pool.instances
   pool.start()
   await waitFor(() => i1!.health === 'up' && i2!.health === 'up', { what: 'both up', timeoutMs: 3000 })
-  t.ok(i1!.lastRttMs! > 0 && i1!.lastRttMs! < 100, `ping rtt ${i1!.lastRttMs?.toFixed(3)} ms`)
+  t.ok(i1!.lastRttMs! > 0 && i1!.lastRttMs! < 1000, `ping rtt ${i1!.lastRttMs?.toFixed(3)} ms`)
 
   // Both take calls; each offer goes to the instance selected, later commands by id.
   const calls: Array<[string, string]> = []
