@@ -443,16 +443,18 @@ export class Proxy {
     route.callId = this.crossCallId(msg, outSide, t?.outbound ?? false)
     const st = this.newServerTx(inb, side, key)
     if (route.callId && outSide === 'internal') st.maskedCallId = true
-    if (this.media && t?.media !== undefined && (msg.method === 'INVITE' || msg.method === 'UPDATE')) {
+    // The call's rtpengine: from the token, or from the dialog cache for clients that ignore the Route set.
+    const mediaId = this.media ? (t?.media ?? this.dialogs.get(this.internalCallId(msg.callId, side))?.media) : undefined
+    if (mediaId !== undefined && (msg.method === 'INVITE' || msg.method === 'UPDATE')) {
       // A re-offer (either side): held until rtpengine answers, then forwarded.
       const hop = target
-      return this.anchorOffer(st, side, outSide, t.media, () => { this.sendDownstream(st, inb, outSide, hop, route, undefined) })
+      return this.anchorOffer(st, side, outSide, mediaId, () => { this.sendDownstream(st, inb, outSide, hop, route, undefined) })
     }
     this.sendDownstream(st, inb, outSide, target, route, undefined)
     if (msg.method === 'BYE') {
       this.dialogs.end(outSide === 'internal' && route.callId ? route.callId : msg.callId)
       // After the BYE left: ending the media never delays the signalling.
-      if (this.media && t?.media !== undefined) void this.media.anchor.delete({ callId: this.internalCallId(msg.callId, side) }, t.media)
+      if (mediaId !== undefined) void this.media!.anchor.delete({ callId: this.internalCallId(msg.callId, side) }, mediaId)
     }
   }
 

@@ -384,3 +384,20 @@ t.test('answer not anchored under reject: the caller gets 503, the edge ACKs and
   t.same(leaks(phone), [])
   t.same(await media.client.list(media.pool.instances[0]!), [])
 })
+
+t.test('a BYE without the Route set (client ignoring Record-Route) still deletes, from the dialog cache', async (t) => {
+  const { media, backend, phone, edge } = await setup(t)
+  const callId = 'pm-noroute'
+  phone.send(invite(phone, edge.port, callId, callerSdp(PHONE, 40000)), EDGE, edge.port)
+  const inv = await backend.next(isReq('INVITE'))
+  backend.send(reply(inv, 200, 'OK', { toTag: 'be5', sdp: callerSdp(BACKEND, 41000), contact: `<sip:bob@${BACKEND}:${backend.port}>` }), EDGE, edge.port)
+  const ok = await phone.next(isStatus(200))
+  phone.send(inDialog(phone, ok, 'ACK', 1, callId), EDGE, edge.port)
+  await backend.next(isReq('ACK'))
+  const bye = inDialog(phone, ok, 'BYE', 2, callId).split('\r\n').filter((l) => !/^Route:/i.test(l)).join('\r\n')
+  phone.send(bye, EDGE, edge.port)
+  const fwd = await backend.next(isReq('BYE'))
+  backend.send(reply(fwd, 200, 'OK'), EDGE, edge.port)
+  await waitFor(async () => (await media.client.list(media.pool.instances[0]!)).length === 0, { what: 'session deleted', timeoutMs: 2000 })
+  t.pass('deleted')
+})
