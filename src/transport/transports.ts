@@ -15,6 +15,21 @@ function isWildcard(host: string): boolean {
 }
 
 /**
+ * `udp:0.0.0.0:5060` (public) next to `udp:10.0.0.2:5060` (internal): both sockets need SO_REUSEADDR to
+ * bind, and Linux then delivers each datagram to the most specific socket, so the internal address reaches
+ * the internal socket and everything else the wildcard one. TCP has no such sharing (a listening wildcard
+ * blocks the port): config validation refuses that combination.
+ */
+export function sharesWildcardPort(spec: ListenSpec, all: readonly ListenSpec[]): boolean {
+  if (spec.proto !== 'udp' || spec.port === 0) return false
+  return all.some(
+    (o) =>
+      o !== spec && o.proto === 'udp' && o.port === spec.port && o.host !== spec.host &&
+      familyOf(o.host) === familyOf(spec.host) && (isWildcard(o.host) || isWildcard(spec.host)),
+  )
+}
+
+/**
  * All sockets of the edge: UDP sockets and TCP servers per listen spec, plus the TCP connection table.
  * Handlers are called directly; nothing here throws at the caller once started.
  */
@@ -32,7 +47,9 @@ export class Transports implements TcpContext {
   ) {
     this.opts = resolveOptions(opts)
     this.all = specs.map((spec, i) =>
-      spec.proto === 'udp' ? new UdpListener(i + 1, spec, handlers, this.handlerError, this.opts.udpBufferSize) : new TcpListener(i + 1, spec, this),
+      spec.proto === 'udp'
+        ? new UdpListener(i + 1, spec, handlers, this.handlerError, this.opts.udpBufferSize, sharesWildcardPort(spec, specs))
+        : new TcpListener(i + 1, spec, this),
     )
     this.listeners = this.all
   }

@@ -27,3 +27,16 @@ for (const variant of [[], ['--no-sipp']]) {
     t.match(text, /no internal address leaked \(160 messages/, 'no leak in 160 messages')
   })
 }
+
+t.test('demo with its port taken: one line with the way out (--port), no stack trace, exit 1', async (t) => {
+  const { createSocket } = await import('node:dgram')
+  const taken = createSocket('udp4')
+  await new Promise<void>((r) => taken.bind(0, '127.0.0.1', () => r()))
+  t.teardown(() => taken.close())
+  const out = capture()
+  const err = capture()
+  const code = await runDemo(['--calls', '1', '--no-sipp', '--port', String(taken.address().port)], out.stream, err.stream)
+  t.equal(code, 1)
+  t.match(err.text(), /^sipedge demo: cannot listen on udp:127\.0\.0\.1:\d+ \(public\): EADDRINUSE\n {2}a port the demo needs is taken: pick a free one for the edge with --port/)
+  t.notMatch(err.text(), /\n\s+at /, 'no stack trace')
+})
