@@ -7,6 +7,7 @@ import {
   buildAck,
   buildCancel,
   buildResponse,
+  newBranch,
   newTag,
   parseMessage,
   validateRequest,
@@ -30,6 +31,9 @@ import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
 import { ClientTx, ServerTx, FR_TIMER, T1, T2, T4, TIMER_B, TIMER_C, TIMER_L, WAIT, enumState, serverKey } from './transactions.js'
 import { fillReceived } from './via_received.js'
 import { RecentSet } from './recent_set.js'
+import { findSdp } from '../media/sdp_body.js'
+import type { MediaResult } from '../media/anchor.js'
+import { buildDialogEnd, spliceBody, type CallMedia, type ProxyMedia } from './media_step.js'
 
 /** Counters the edge exposes as metrics; every method is called on the hot path, so keep them cheap. */
 export interface ProxyObserver {
@@ -95,6 +99,8 @@ export interface ProxyOptions {
   filters?: { public?: SourceFilter; internal?: SourceFilter }
   /** Scanner/toll-fraud defence: screens public requests, learns from the answers relayed to public sources. */
   defence?: Defence
+  /** rtpengine anchoring of SDP (src/media); off when absent. */
+  media?: ProxyMedia
 }
 
 const RR_PARAM = 'sk'
@@ -149,6 +155,11 @@ export class Proxy {
   }
   /** Local tag for responses the edge itself generates (stable per process, enough to be unique per call). */
   private readonly localTag = newTag()
+  private readonly media: ProxyMedia | undefined
+  /** Media state of held/anchored request transactions (weak: goes with the transaction). */
+  private readonly callMedia = new WeakMap<ServerTx, CallMedia>()
+  /** Branches whose 2xx the edge ended itself (answer not anchored under policy reject). */
+  private readonly endedBranches = new WeakSet<ClientTx>()
 
   constructor(
     private readonly transports: Transports,
@@ -166,6 +177,7 @@ export class Proxy {
     this.defaultSet = opts.defaultSet ?? 'default'
     this.observer = opts.observer ?? NO_OBSERVER
     this.hooks = opts.hooks ?? {}
+    this.media = opts.media
     const rl = opts.rateLimit
     this.limiter = rl && rl.rps > 0 ? new RateLimiter(rl.rps, Math.max(1, rl.burst)) : undefined
     this.rateReply = rl?.action !== 'drop'
@@ -576,8 +588,19 @@ export class Proxy {
     if (route.callId && outSide === 'internal') st.maskedCallId = true
     // §17.2.1 / §16.2: a re-INVITE gets its 100 Trying from the edge, or the sender retransmits until the far end rings.
     if (msg.method === 'INVITE') this.sendProvisional(st, 100, 'Trying')
+    // The call's rtpengine: from the token, or from the dialog cache for clients that ignore the Route set.
+    const mediaId = this.media ? (t?.media ?? this.dialogs.get(this.internalCallId(msg.callId, side))?.media) : undefined
+    if (mediaId !== undefined && (msg.method === 'INVITE' || msg.method === 'UPDATE')) {
+      // A re-offer (either side): held until rtpengine answers, then forwarded.
+      const hop = target
+      return this.anchorOffer(st, side, outSide, mediaId, () => { this.sendDownstream(st, inb, outSide, hop, route, undefined) })
+    }
     this.sendDownstream(st, inb, outSide, target, route, undefined)
-    if (msg.method === 'BYE') this.dialogs.end(outSide === 'internal' && route.callId ? route.callId : msg.callId)
+    if (msg.method === 'BYE') {
+      this.dialogs.end(outSide === 'internal' && route.callId ? route.callId : msg.callId)
+      // After the BYE left: ending the media never delays the signalling.
+      if (mediaId !== undefined) void this.media!.anchor.delete({ callId: this.internalCallId(msg.callId, side) }, mediaId)
+    }
   }
 
   // ------------------------------------------------------------ new requests
@@ -626,6 +649,9 @@ export class Proxy {
       const target = ctx?.target ?? this.opts.trunk ?? (route.nextRoute ? peerFromUri(route.nextRoute.uri) : peerFromUri(msg.uri))
       if (!target) return this.finalLocal(st, 404, 'Not Found')
       route.callId = this.crossCallId(msg, 'public', true)
+      if (this.media && method === 'INVITE') {
+        return this.anchorOffer(st, side, 'public', undefined, () => { this.sendDownstream(st, inb, 'public', target, route, ctx?.edit) })
+      }
       this.sendDownstream(st, inb, 'public', target, route, ctx?.edit)
       return
     }
@@ -639,12 +665,128 @@ export class Proxy {
       if (replaced) {
         forced = replaced.backend ?? this.backendAt(replaced.internal)
         if (!forced) {
+          const to = replaced.internal
+          if (this.media) return this.anchorOffer(st, side, 'internal', undefined, () => { this.sendDownstream(st, inb, 'internal', to, NO_ROUTE, ctx?.edit) })
           this.sendDownstream(st, inb, 'internal', replaced.internal, NO_ROUTE, ctx?.edit)
           return
         }
       }
     }
+    if (this.media && method === 'INVITE') {
+      return this.anchorOffer(st, side, 'internal', undefined, () => {
+        if (!this.tryBackend(st, forced, ctx?.edit)) this.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
+      })
+    }
     if (!this.tryBackend(st, forced, ctx?.edit)) this.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
+  }
+
+  // ------------------------------------------------------------ media (rtpengine)
+
+  /**
+   * Offers the request's SDP to rtpengine, then calls `go` (which forwards it). The server transaction
+   * exists already, so retransmissions of the request are absorbed meanwhile (one offer per
+   * transaction); every failover branch then reuses the anchored body. `instance`: the call's rtpengine
+   * from the token (a re-offer); undefined for a new call.
+   */
+  private anchorOffer(st: ServerTx, inSide: Side, outSide: Side, instance: string | undefined, go: () => void): void {
+    const media = this.media!
+    const msg = st.request!
+    const conf = instance === undefined ? (media.forSet?.(st.set) ?? { mode: 'anchor' as const, extra: undefined }) : { mode: 'anchor' as const, extra: undefined }
+    if (conf.mode === 'off') return go()
+    const callId = this.internalCallId(msg.callId, inSide)
+    const initial = msg.toTag === undefined
+    const loc = findSdp(msg.contentType, msg.body)
+    if (loc === undefined) {
+      // No offer (late offer, or no media yet): the instance is chosen now so that the token names it.
+      const id = instance ?? media.anchor.pool.select()?.id
+      if (id !== undefined) this.callMedia.set(st, { instance: id, callId, offered: false, body: undefined, contentLength: 0, initial, extra: conf.extra, chain: undefined })
+      return go()
+    }
+    const sdp = msg.body.subarray(loc.start, loc.end)
+    const call = { callId, offererTag: msg.fromTag ?? '', ...(msg.toTag !== undefined ? { answererTag: msg.toTag } : {}) }
+    media.anchor.offer(call, inSide, outSide, sdp, { ...(instance !== undefined ? { instance } : {}), ...(conf.extra ? { extra: conf.extra } : {}) }).then((r) => {
+      if (st.cancelled || st.lastStatus >= 200) {
+        // CANCELled while rtpengine was asked: nothing went downstream, end it here.
+        if (r.action === 'anchored' && initial) void media.anchor.delete({ callId }, r.instance)
+        if (st.cancelled) this.finalLocal(st, 487, 'Request Terminated')
+        return
+      }
+      if (r.action === 'reject') {
+        this.log.warn({ callId: msg.callId, reason: r.reason }, 'media: offer failed, request rejected')
+        return this.finalLocal(st, r.status, 'Service Unavailable', [['Retry-After', '5']])
+      }
+      if (r.action === 'anchored') {
+        const body = spliceBody(msg.body, loc, r)
+        this.callMedia.set(st, { instance: r.instance, callId, offered: true, body, contentLength: Buffer.byteLength(body), initial, extra: conf.extra, chain: undefined })
+      } else {
+        this.log.warn({ callId: msg.callId, reason: r.reason }, 'media: offer failed, SDP passed through')
+      }
+      go()
+    }, (err: unknown) => {
+      this.log.error({ err, callId: msg.callId }, 'media: offer step failed')
+      this.finalLocal(st, 500, 'Server Internal Error')
+    })
+  }
+
+  /**
+   * A response of an anchored transaction: held when it carries SDP (answer, or a late offer in a 2xx),
+   * or when an earlier one is still held (order kept). True when taken; it is relayed later.
+   */
+  private holdForMedia(st: ServerTx, ct: ClientTx, msg: SipMessage, cm: CallMedia): boolean {
+    const status = msg.status
+    const loc = status > 100 && status < 300 ? findSdp(msg.contentType, msg.body) : undefined
+    if (loc === undefined && cm.chain === undefined) return false
+    const media = this.media!
+    const step = async (): Promise<void> => {
+      // A copy of a 2xx queued before the edge ended the dialog: only the ACK again.
+      if (status >= 200 && this.endedBranches.has(ct)) return this.endAnswered(ct, msg)
+      let body: string | undefined
+      if (loc !== undefined) {
+        const sdp = msg.body.subarray(loc.start, loc.end)
+        const from: Side = this.isInternalPeer(ct) ? 'internal' : 'public'
+        const fromTag = msg.fromTag ?? ''
+        const toTag = msg.toTag ?? ''
+        const o = cm.extra ? { extra: cm.extra } : {}
+        // No offer in the request: a 2xx with SDP offers (the UAS is the offerer), the ACK answers.
+        const r: MediaResult = cm.offered
+          ? await media.anchor.answer({ callId: cm.callId, offererTag: fromTag, answererTag: toTag }, from, st.side, sdp, cm.instance, o)
+          : status >= 200
+            ? await media.anchor.offer({ callId: cm.callId, offererTag: toTag, answererTag: fromTag }, from, st.side, sdp, { instance: cm.instance, ...o })
+            : { action: 'passthrough', reason: 'provisional SDP without an offer', instance: cm.instance }
+        if (r.action === 'anchored') body = spliceBody(msg.body, loc, r)
+        else if (r.action === 'reject') {
+          this.log.warn({ callId: msg.callId, status, reason: r.reason }, 'media: answer failed, response not relayed')
+          // A provisional is dropped. A 2xx becomes our failure upstream, and the edge ends the answered
+          // dialog itself (ACK, then BYE); 2xx retransmissions only get the ACK again.
+          if (status >= 200) {
+            this.endAnswered(ct, msg)
+            this.finalLocal(st, r.status, 'Service Unavailable')
+          }
+          return
+        }
+      }
+      this.relayResponse(st, ct, msg, { body })
+    }
+    cm.chain = (cm.chain ?? Promise.resolve()).then(step).catch((err: unknown) => {
+      this.log.error({ err, callId: msg.callId }, 'media: answer step failed')
+    })
+    return true
+  }
+
+  /** ACK (every copy of the 2xx) and BYE (once) for a 2xx the edge will not relay. */
+  private endAnswered(ct: ClientTx, ok: SipMessage): void {
+    const contact = ok.contacts[0]?.uriText
+    if (contact === undefined) return
+    const first = !this.endedBranches.has(ct)
+    this.endedBranches.add(ct)
+    this.transports.send(buildDialogEnd('ACK', ok, contact, viaValue(ct.listener, newBranch())), ct.target, ct.listener)
+    if (first) this.transports.send(buildDialogEnd('BYE', ok, contact, viaValue(ct.listener, newBranch())), ct.target, ct.listener)
+  }
+
+  /** The Call-ID as the internal side has it (masked Call-IDs are restored): one Call-ID per call for rtpengine. */
+  private internalCallId(callId: string, side: Side): string {
+    if (side === 'internal' || !callId.startsWith(MASK_PREFIX)) return callId
+    return this.tokens.unmaskCallId(callId) ?? callId
   }
 
   /** The dialog an INVITE's Replaces header names (its Call-ID unmasked), if the dialog table holds it. */
@@ -706,6 +848,11 @@ export class Proxy {
     // A hook's edits apply to every branch: each attempt (failover) starts from a copy of them.
     const ed = hookEdit ? hookEdit.clone() : msg.edit()
     this.applyRouting(msg, ed, route)
+    const cm = this.media ? this.callMedia.get(st) : undefined
+    if (cm?.body !== undefined) {
+      ed.replaceRange(msg.bodyStart, msg.end, cm.body)
+      ed.setHeader(H.ContentLength, String(cm.contentLength))
+    }
 
     const leavingInside = st.side === 'internal' && outSide === 'public'
     if (leavingInside) this.hideInternal(msg, ed, st, listener, target, route.strict)
@@ -720,7 +867,7 @@ export class Proxy {
     if (isDialogCreating(method) && msg.toTag === undefined) {
       const internalPeer = outSide === 'internal' ? target : inb.source
       const externalPeer = outSide === 'internal' ? inb.source : target
-      const token = this.tokens.sealRoute(internalPeer, externalPeer, outSide === 'public')
+      const token = this.tokens.sealRoute(internalPeer, externalPeer, outSide === 'public', cm?.instance)
       if (outSide === 'internal') {
         // Toward a backend: the entry that faces the backend on top, then the public one when they differ.
         const inner = this.sides.listenerFor('internal', target.proto) ?? listener
@@ -888,7 +1035,28 @@ export class Proxy {
     const target = this.routeSetHop(route, outSide) ?? hop.target
     const listener = this.sides.listenerFor(outSide, target.proto)
     if (!listener) return
+    const media = route.token?.media
+    if (this.media && media !== undefined) {
+      const loc = findSdp(msg.contentType, msg.body)
+      if (loc !== undefined) {
+        // SDP in an ACK answers a late offer (the 2xx offered): the ACK's sender is the answerer.
+        const call = { callId: this.internalCallId(msg.callId, side), offererTag: msg.toTag ?? '', answererTag: msg.fromTag ?? '' }
+        this.media.anchor.answer(call, side, outSide, msg.body.subarray(loc.start, loc.end), media).then((r) => {
+          this.forwardAck(inb, side, route, target, outSide, listener, r.action === 'anchored' ? spliceBody(msg.body, loc, r) : undefined)
+        }, (err: unknown) => this.log.error({ err, callId: msg.callId }, 'media: ACK answer failed'))
+        return
+      }
+    }
+    this.forwardAck(inb, side, route, target, outSide, listener, undefined)
+  }
+
+  private forwardAck(inb: Inbound, side: Side, route: RouteState, target: Peer, outSide: Side, listener: Listener, body: string | undefined): void {
+    const msg = inb.msg
     const ed = msg.edit()
+    if (body !== undefined) {
+      ed.replaceRange(msg.bodyStart, msg.end, body)
+      ed.setHeader(H.ContentLength, String(Buffer.byteLength(body)))
+    }
     route.callId = this.crossCallId(msg, outSide, route.token?.outbound ?? false)
     this.applyRouting(msg, ed, route)
     // Stateless: the internal Vias need not come back (an ACK has no response), so they just go.
@@ -1033,6 +1201,9 @@ export class Proxy {
    * the edge's Via alone: their responses cannot be relayed without the transaction.
    */
   private forwardStateless(inb: Inbound, msg: SipMessage): void {
+    // With media anchored, a 2xx whose transaction is gone cannot be given rtpengine's SDP here: drop it
+    // rather than let the backend's SDP out (the caller got the anchored copy; issue 17 keeps 2xx state longer).
+    if (this.media && findSdp(msg.contentType, msg.body) !== undefined) return
     const vias = msg.vias
     const next = vias[1]
     if (!next) return
@@ -1067,8 +1238,21 @@ export class Proxy {
   }
 
   /** Forwards a response upstream: our Via off, internal details hidden when it leaves toward the public side. */
-  private relayResponse(st: ServerTx, ct: ClientTx, msg: SipMessage): void {
+  private relayResponse(st: ServerTx, ct: ClientTx, msg: SipMessage, media?: { body: string | undefined }): void {
+    if (this.media && media === undefined) {
+      // The edge ended this branch's dialog (answer not anchored): its 2xx copies only get an ACK.
+      if (this.endedBranches.has(ct)) {
+        if (msg.status >= 200 && msg.status < 300) this.endAnswered(ct, msg)
+        return
+      }
+      const cm = this.callMedia.get(st)
+      if (cm !== undefined && this.holdForMedia(st, ct, msg, cm)) return
+    }
     const ed = msg.edit()
+    if (media?.body !== undefined) {
+      ed.replaceRange(msg.bodyStart, msg.end, media.body)
+      ed.setHeader(H.ContentLength, String(Buffer.byteLength(media.body)))
+    }
     ed.removeTopVia()
     if (st.hiddenVias) ed.prependHeader('Via', st.hiddenVias)
     const toPublic = st.side === 'public'
@@ -1144,6 +1328,8 @@ export class Proxy {
       createdAt: Date.now(),
       direction: inbound ? 'in' : 'out',
     }
+    const media = this.media ? this.callMedia.get(st)?.instance : undefined
+    if (media !== undefined) dialog.media = media
     if (this.dialogs.add(dialog)) {
       if (ct.backend) this.dispatcher.callStarted(ct.backend)
       this.observer.callStarted(ct.backend, dialog.createdAt - st.startedAt)
@@ -1190,6 +1376,14 @@ export class Proxy {
     this.observer.responseSent(st.side, status)
     if (status >= 300 && st.isInvite && st.lastStatus < 200 && st.request?.toTag === undefined) this.observer.callFailed(status)
     this.transports.send(out, st.responseDest, st.listener, st.connId)
+    if (status >= 300 && this.media && st.isInvite) {
+      // CANCEL (487), failover exhausted (503), any failure relayed: the call will not exist.
+      const cm = this.callMedia.get(st)
+      if (cm?.initial) {
+        this.callMedia.delete(st)
+        void this.media.anchor.delete({ callId: cm.callId }, cm.instance)
+      }
+    }
     if (status < 200) {
       st.lastResponse = out
       st.lastStatus = status
