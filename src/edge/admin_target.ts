@@ -33,6 +33,7 @@ export function adminTarget(edge: Edge): AdminTarget {
           callId: d.callId,
           direction: d.direction,
           backend: d.backend?.id,
+          ...(d.media !== undefined ? { media: d.media } : {}),
           createdAt: new Date(d.createdAt).toISOString(),
         })),
       }

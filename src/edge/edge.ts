@@ -7,6 +7,8 @@ import { Prober } from '../dispatch/prober.js'
 import type { EtcdSource } from '../discovery/etcd_source.js'
 import { Sides, cidrList, peerFromUri } from '../proxy/addressing.js'
 import type { ProxyHooks } from '../proxy/hooks.js'
+import type { ProxyMedia } from '../proxy/media_step.js'
+import { registerMediaMetrics } from '../media/metrics.js'
 import { SourceFilter } from '../proxy/guard.js'
 import { Proxy } from '../proxy/proxy.js'
 import { parseUri } from '../sip/index.js'
@@ -34,6 +36,8 @@ type PartialSection<T> = T extends readonly unknown[] ? T : T extends object ? {
 export type EdgeOptions = { [K in keyof EdgeConfig]?: PartialSection<EdgeConfig[K]> | undefined } & {
   /** Hooks for custom SBC logic (see ProxyHooks); none by default, so the default path pays nothing. */
   hooks?: ProxyHooks
+  /** rtpengine anchoring (`createMedia(...).anchor`, started by the caller); SDP untouched when absent. */
+  media?: ProxyMedia
   /** A pino logger; default: JSON lines on stdout at `logLevel`. */
   logger?: Logger
   /** A complete, already validated config (the CLI passes the one it loaded); other keys are then ignored. */
@@ -70,15 +74,17 @@ export class Edge extends EventEmitter<EdgeEvents> {
   defence: Defence | undefined
   private sharedBans: SharedBans | undefined
   private readonly hooks: ProxyHooks | undefined
+  private readonly media: ProxyMedia | undefined
   private started = false
   private readonly callsPerBackend = new Map<Backend, number>()
   private stopping: Promise<ShutdownResult> | undefined
 
-  constructor(config: EdgeConfig, log: Logger, hooks?: ProxyHooks) {
+  constructor(config: EdgeConfig, log: Logger, hooks?: ProxyHooks, media?: ProxyMedia) {
     super()
     this.config = config
     this.log = log
     this.hooks = hooks
+    this.media = media
     this.dispatcher = new Dispatcher({ algorithm: config.algorithm, setAlgorithms: config.setAlgorithms })
     const specs: ListenSpec[] = [
       ...config.listen.map((l) => parseListenSpec(l, 'public')),
@@ -109,6 +115,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
       etcdState: () => (!this.etcd ? 'off' : this.etcd.state === 'synced' ? 'connected' : 'disconnected'),
     })
     registerDefenceMetrics(this.metrics.registry, () => this.defence)
+    if (media?.stats) registerMediaMetrics(this.metrics.registry, media.stats, media.anchor.pool)
   }
 
   /** Binds the sockets, loads static backends, starts probing, discovery and the admin API. */
@@ -143,6 +150,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
         dialogTtlS: c.limits.dialogTtlS,
         ...(trunk ? { trunk } : {}),
         ...(this.hooks ? { hooks: this.hooks } : {}),
+        ...(this.media ? { media: this.media } : {}),
         observer: statsObserver(this.stats, (b) => this.callsPerBackend.set(b, (this.callsPerBackend.get(b) ?? 0) + 1)),
         rateLimit: c.rateLimit,
         maskCallId: c.maskCallId,
@@ -383,7 +391,7 @@ function pick(obj: EdgeConfig, keys: string[]): Partial<EdgeConfig> {
  * problem). Call `start()` to bind and run.
  */
 export async function createEdge(options: EdgeOptions = {}): Promise<Edge> {
-  const { hooks, logger, config: given, ...rawGiven } = options
+  const { hooks, logger, config: given, media, ...rawGiven } = options
   const raw = Object.fromEntries(Object.entries(rawGiven).filter(([, v]) => v !== undefined)) as Partial<EdgeConfig>
   const { config, errors, warnings } = given ? { config: given, errors: [], warnings: [] } : validateConfig(raw, 'options')
   if (!config) throw new Error(`invalid sipedge options:\n  ${errors.join('\n  ')}`)
@@ -392,7 +400,7 @@ export async function createEdge(options: EdgeOptions = {}): Promise<Edge> {
   if (logger && raw.logLevel === undefined && !given) config.logLevel = logger.level as EdgeConfig['logLevel']
   const log = logger ?? createLogger(config)
   for (const w of warnings) log.warn(w)
-  return new Edge(config, log, hooks)
+  return new Edge(config, log, hooks, media)
 }
 
 export { DEFAULT_CONFIG }

@@ -7,6 +7,7 @@ import type { Inbound, Listener, Peer, Side } from '../transport/types.js'
 import type { ProxyCore } from './core.js'
 import type { Dialog } from './dialogs.js'
 import type { Failover } from './failover.js'
+import type { MediaStep } from './media_step.js'
 import type { ProxyOptions } from './options.js'
 import type { Relay } from './relay.js'
 import { ClientTx, FR_TIMER, T1, T2, TIMER_B, TIMER_C, WAIT, enumState, type ServerTx } from './transactions.js'
@@ -16,6 +17,8 @@ export class ClientTransactions {
   /** Set by Proxy once every step exists. */
   relay!: Relay
   failover!: Failover
+  /** The media step, when the proxy anchors media (set by Proxy). */
+  media: MediaStep | undefined
   private readonly clients = new Map<string, ClientTx>()
   private readonly fireClient = (tx: ClientTx, now: number): void => this.onTimer(tx, now)
   private inviteTimeoutMs = 2000
@@ -171,6 +174,8 @@ export class ClientTransactions {
       createdAt: Date.now(),
       direction: inbound ? 'in' : 'out',
     }
+    const media = this.media?.dialogInstance(st)
+    if (media !== undefined) dialog.media = media
     if (this.core.dialogs.add(dialog)) {
       if (ct.backend) this.core.dispatcher.callStarted(ct.backend)
       this.core.observer.callStarted(ct.backend, dialog.createdAt - st.startedAt)

@@ -18,6 +18,8 @@ export interface Dialog {
   createdAt: number
   /** 'in' when the call came from the public side, 'out' when a backend placed it. */
   direction: 'in' | 'out'
+  /** The rtpengine instance id anchoring its media, when anchored. */
+  media?: string
 }
 
 export interface DialogTableOptions {

@@ -4,6 +4,7 @@ import type { SipMessage } from '../sip/index.js'
 import type { Peer, Side } from '../transport/types.js'
 import type { SourceFilter } from './guard.js'
 import type { ProxyHooks } from './hooks.js'
+import type { ProxyMedia } from './media_step.js'
 
 /** Counters the edge exposes as metrics; every method is called on the hot path, so keep them cheap. */
 export interface ProxyObserver {
@@ -69,6 +70,8 @@ export interface ProxyOptions {
   filters?: { public?: SourceFilter; internal?: SourceFilter }
   /** Scanner/toll-fraud defence: screens public requests, learns from the answers relayed to public sources. */
   defence?: ProxyDefence
+  /** rtpengine anchoring of SDP (src/media); off when absent. */
+  media?: ProxyMedia
 }
 
 /**

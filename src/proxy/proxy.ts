@@ -9,6 +9,7 @@ import { ClientTransactions } from './client_tx.js'
 import { ProxyCore } from './core.js'
 import type { DialogTable } from './dialogs.js'
 import { Failover } from './failover.js'
+import { MediaStep } from './media_step.js'
 import type { RequestContext } from './hooks.js'
 import type { ProxyOptions } from './options.js'
 import { Relay } from './relay.js'
@@ -47,6 +48,8 @@ export class Proxy {
   private readonly clients: ClientTransactions
   private readonly relay: Relay
   private readonly failover: Failover
+  /** rtpengine anchoring, between routing and relay; undefined (never entered) without media. */
+  private readonly media: MediaStep | undefined
 
   constructor(transports: Transports, readonly sides: Sides, dispatcher: Dispatcher, private readonly opts: ProxyOptions, log: Logger) {
     const core = (this.core = new ProxyCore(transports, sides, dispatcher, opts, log))
@@ -63,6 +66,11 @@ export class Proxy {
     this.servers.clients = this.clients
     this.clients.relay = this.relay
     this.clients.failover = this.failover
+    if (opts.media) {
+      const media = (this.media = new MediaStep(core, opts.media, this.servers, this.topology))
+      media.relay = this.relay
+      this.relay.media = this.servers.media = this.clients.media = media
+    }
   }
 
   start(): void {
@@ -179,8 +187,18 @@ export class Proxy {
     if (route.callId && outSide === 'internal') st.maskedCallId = true
     // §17.2.1 / §16.2: a re-INVITE gets its 100 Trying from the edge, or the sender retransmits until the far end rings.
     if (msg.method === 'INVITE') this.servers.sendProvisional(st, 100, 'Trying')
+    const media = this.media
+    const mediaId = media?.instanceFor(msg, side, t)
+    if (mediaId !== undefined && (msg.method === 'INVITE' || msg.method === 'UPDATE')) {
+      // A re-offer (either side): held until rtpengine answers, then forwarded.
+      const hop = target
+      return media!.offer(st, side, outSide, mediaId, () => { this.relay.sendDownstream(st, inb, outSide, hop, route, undefined) })
+    }
     this.relay.sendDownstream(st, inb, outSide, target, route, undefined)
-    if (msg.method === 'BYE') this.dialogs.end(outSide === 'internal' && route.callId ? route.callId : msg.callId)
+    if (msg.method === 'BYE') {
+      this.dialogs.end(outSide === 'internal' && route.callId ? route.callId : msg.callId)
+      if (mediaId !== undefined) media!.end(msg, side, mediaId)
+    }
   }
 
   private forwardInitial(inb: Inbound, side: Side, route: RouteState, key: string): void {
@@ -228,6 +246,9 @@ export class Proxy {
       const target = ctx?.target ?? this.opts.trunk ?? (route.nextRoute ? peerFromUri(route.nextRoute.uri) : peerFromUri(msg.uri))
       if (!target) return this.servers.finalLocal(st, 404, 'Not Found')
       route.callId = this.topology.callIdToward(msg, 'public', true)
+      if (this.media && method === 'INVITE') {
+        return this.media.offer(st, side, 'public', undefined, () => { this.relay.sendDownstream(st, inb, 'public', target, route, ctx?.edit) })
+      }
       this.relay.sendDownstream(st, inb, 'public', target, route, ctx?.edit)
       return
     }
@@ -241,10 +262,17 @@ export class Proxy {
       if (replaced) {
         forced = replaced.backend ?? core.backendAt(replaced.internal)
         if (!forced) {
+          const to = replaced.internal
+          if (this.media) return this.media.offer(st, side, 'internal', undefined, () => { this.relay.sendDownstream(st, inb, 'internal', to, NO_ROUTE, ctx?.edit) })
           this.relay.sendDownstream(st, inb, 'internal', replaced.internal, NO_ROUTE, ctx?.edit)
           return
         }
       }
+    }
+    if (this.media && method === 'INVITE') {
+      return this.media.offer(st, side, 'internal', undefined, () => {
+        if (!this.failover.tryBackend(st, forced, ctx?.edit)) this.servers.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
+      })
     }
     if (!this.failover.tryBackend(st, forced, ctx?.edit)) this.servers.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
   }
@@ -262,7 +290,9 @@ export class Proxy {
     const target = this.routing.routeSetHop(route, outSide) ?? hop.target
     const listener = this.sides.listenerFor(outSide, target.proto)
     if (!listener) return
-    this.relay.sendAck(inb, side, route, target, outSide, listener)
+    // SDP in an ACK answers a late offer: sent once rtpengine answered.
+    if (this.media?.ack(inb, side, route, target, outSide, listener)) return
+    this.relay.sendAck(inb, side, route, target, outSide, listener, undefined)
   }
 
   /** Forget every transaction and dialog (shutdown). */

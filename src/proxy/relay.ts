@@ -4,12 +4,13 @@
 // responses upstream (statefully, or by the Via when the branch is gone), sends the stateless ACK for a
 // 2xx, and handles send errors (fall back to UDP, or fail the branches waiting on that peer).
 import type { Backend } from '../dispatch/backend.js'
-import type { MessageEditor, SipMessage } from '../sip/index.js'
+import { H, type MessageEditor, type SipMessage } from '../sip/index.js'
 import type { Inbound, Listener, Peer, Side } from '../transport/types.js'
 import { bareHost } from './addressing.js'
 import type { ClientTransactions } from './client_tx.js'
 import type { ProxyCore } from './core.js'
 import { loopBranch, loopHash } from './loop.js'
+import type { MediaStep } from './media_step.js'
 import type { RouteState, Routing } from './routing.js'
 import type { ServerTransactions } from './server_tx.js'
 import type { Topology } from './topology.js'
@@ -17,6 +18,8 @@ import { T1, enumState, type ClientTx, type ServerTx } from './transactions.js'
 import { fillReceived } from './via_received.js'
 
 export class Relay {
+  /** The media step, when the proxy anchors media (set by Proxy). */
+  media: MediaStep | undefined
   constructor(
     private readonly core: ProxyCore,
     private readonly routing: Routing,
@@ -48,6 +51,11 @@ export class Relay {
     // A hook's edits apply to every branch: each attempt (failover) starts from a copy of them.
     const ed = hookEdit ? hookEdit.clone() : msg.edit()
     this.routing.applyRouting(msg, ed, route)
+    const cm = this.media?.forBranch(st)
+    if (cm?.body !== undefined) {
+      ed.replaceRange(msg.bodyStart, msg.end, cm.body)
+      ed.setHeader(H.ContentLength, String(cm.contentLength))
+    }
 
     const leavingInside = st.side === 'internal' && outSide === 'public'
     if (leavingInside) this.topology.hideRequest(msg, ed, st, listener, target, route.strict)
@@ -58,7 +66,7 @@ export class Relay {
     }
 
     const method = st.method
-    this.routing.recordRoute(msg, ed, method, inb.source, outSide, target, listener)
+    this.routing.recordRoute(msg, ed, method, inb.source, outSide, target, listener, cm?.instance)
     // The branch carries the hash of the request as received (R-URI, Route, tags, Call-ID, CSeq): §16.6 step 8.
     const branch = loopBranch(loopHash(msg, outSide === 'internal' && route.callId !== undefined ? route.callId : this.topology.unmasked(msg.callId)))
     let out: Buffer
@@ -93,8 +101,14 @@ export class Relay {
   }
 
   /** Forwards a response upstream: our Via off, internal details hidden when it leaves toward the public side. */
-  relayResponse(st: ServerTx, ct: ClientTx, msg: SipMessage): void {
+  relayResponse(st: ServerTx, ct: ClientTx, msg: SipMessage, media?: { body: string | undefined }): void {
+    // Held by the media step (relayed again from there with rtpengine's body), or ended by it.
+    if (this.media && media === undefined && this.media.takes(st, ct, msg)) return
     const ed = msg.edit()
+    if (media?.body !== undefined) {
+      ed.replaceRange(msg.bodyStart, msg.end, media.body)
+      ed.setHeader(H.ContentLength, String(Buffer.byteLength(media.body)))
+    }
     ed.removeTopVia()
     this.topology.restoreVias(st, ed)
     // The defence learns from what the inside answers the outside (the request tells whether it had credentials).
@@ -116,6 +130,9 @@ export class Relay {
    * the edge's Via alone: their responses cannot be relayed without the transaction.
    */
   forwardStateless(inb: Inbound, msg: SipMessage): void {
+    // With media anchored, a 2xx whose transaction is gone cannot be given rtpengine's SDP here: drop it
+    // rather than let the backend's SDP out (the caller got the anchored copy; issue 17 keeps 2xx state longer).
+    if (this.media?.dropsStateless(msg)) return
     const vias = msg.vias
     const next = vias[1]
     if (!next) return
@@ -132,9 +149,13 @@ export class Relay {
   }
 
   /** ACK for a 2xx: its own transaction, routed end to end like any in-dialog request, statelessly. */
-  sendAck(inb: Inbound, side: Side, route: RouteState, target: Peer, outSide: Side, listener: Listener): void {
+  sendAck(inb: Inbound, side: Side, route: RouteState, target: Peer, outSide: Side, listener: Listener, body: string | undefined): void {
     const msg = inb.msg
     const ed = msg.edit()
+    if (body !== undefined) {
+      ed.replaceRange(msg.bodyStart, msg.end, body)
+      ed.setHeader(H.ContentLength, String(Buffer.byteLength(body)))
+    }
     route.callId = this.topology.callIdToward(msg, outSide, route.token?.outbound ?? false)
     this.routing.applyRouting(msg, ed, route)
     // Stateless: the internal Vias need not come back (an ACK has no response), so they just go.

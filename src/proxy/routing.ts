@@ -142,15 +142,15 @@ export class Routing {
   }
 
   /**
-   * A dialog-creating request (no To tag) is Record-Routed with a sealed token naming both flows. Toward a
-   * backend: the entry that faces the backend on top, then the public one when they differ.
+   * A dialog-creating request (no To tag) is Record-Routed with a sealed token naming both flows (and the
+   * call's rtpengine when media is anchored). Toward a backend: the entry that faces the backend on top, then the public one when they differ.
    */
-  recordRoute(msg: SipMessage, ed: MessageEditor, method: string, source: Peer, outSide: Side, target: Peer, listener: Listener): void {
+  recordRoute(msg: SipMessage, ed: MessageEditor, method: string, source: Peer, outSide: Side, target: Peer, listener: Listener, media: string | undefined): void {
     if (!isDialogCreating(method) || msg.toTag !== undefined) return
     const sides = this.core.sides
     const internalPeer = outSide === 'internal' ? target : source
     const externalPeer = outSide === 'internal' ? source : target
-    const token = this.core.tokens.sealRoute(internalPeer, externalPeer, outSide === 'public')
+    const token = this.core.tokens.sealRoute(internalPeer, externalPeer, outSide === 'public', media)
     if (outSide === 'internal') {
       const inner = sides.listenerFor('internal', target.proto) ?? listener
       const outer = sides.listenerFor('public', source.proto) ?? inner

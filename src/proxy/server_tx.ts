@@ -6,6 +6,7 @@ import type { Inbound, Peer, Side } from '../transport/types.js'
 import { responseDestination } from './addressing.js'
 import type { ClientTransactions } from './client_tx.js'
 import type { ProxyCore } from './core.js'
+import type { MediaStep } from './media_step.js'
 import { RecentSet } from './recent_set.js'
 import type { Topology } from './topology.js'
 import { ServerTx, T1, T2, T4, TIMER_B, TIMER_L, WAIT, enumState, serverKey } from './transactions.js'
@@ -13,6 +14,8 @@ import { ServerTx, T1, T2, T4, TIMER_B, TIMER_L, WAIT, enumState, serverKey } fr
 export class ServerTransactions {
   /** Set by Proxy once both tables exist (a final response ends the branch still pending). */
   clients!: ClientTransactions
+  /** The media step, when the proxy anchors media (set by Proxy). */
+  media: MediaStep | undefined
   private readonly servers = new Map<string, ServerTx>()
   /**
    * RFC 6026 timer L, past the 5 s hold of the full transaction: the keys of answered INVITEs, so that a copy
@@ -123,6 +126,8 @@ export class ServerTransactions {
     core.observer.responseSent(st.side, status)
     if (status >= 300 && st.isInvite && st.lastStatus < 200 && st.request?.toTag === undefined) core.observer.callFailed(status)
     core.transports.send(out, st.responseDest, st.listener, st.connId)
+    // CANCEL (487), failover exhausted (503), any failure relayed: the call will not exist.
+    if (status >= 300 && this.media && st.isInvite) this.media.failed(st)
     if (status < 200) {
       st.lastResponse = out
       st.lastStatus = status

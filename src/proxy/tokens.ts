@@ -19,6 +19,8 @@ export interface RouteToken {
   issuedAt: number
   /** The dialog was created from inside (a backend called out): its Call-ID is masked toward the public side. */
   outbound: boolean
+  /** The rtpengine instance anchoring the call's media (its 6-char id), when media is anchored. */
+  media?: string
 }
 
 /** A backend Contact hidden behind the edge: the original URI and the flow that reaches it. */
@@ -31,6 +33,9 @@ export interface ContactToken {
 const KIND_ROUTE = 1
 const KIND_CONTACT = 2
 const KIND_ROUTE_OUT = 3
+/** Optional trailer of a route token: the rtpengine instance id (4 bytes). */
+const FIELD_MEDIA = 0x4d
+const MEDIA_ID_LEN = 4
 /** Masked Call-IDs start with this, so the edge knows which ones to restore on the way in. */
 export const MASK_PREFIX = 'se1.'
 
@@ -60,9 +65,10 @@ export class TokenCodec {
     this.key = Buffer.from(hkdfSync('sha256', secret, 'sipedge', 'sipedge token v1', 32))
   }
 
-  sealRoute(internal: Peer, external: Peer, outbound = false): string {
+  /** `media`: the rtpengine instance id of the call (6 base64url chars = 4 bytes in the token). */
+  sealRoute(internal: Peer, external: Peer, outbound = false, media?: string): string {
     const hour = nowHour()
-    const cacheKey = `r${outbound ? 1 : 0}${hour}${internal.proto}${internal.address}:${internal.port}|${external.proto}${external.address}:${external.port}`
+    const cacheKey = `r${outbound ? 1 : 0}${hour}${internal.proto}${internal.address}:${internal.port}|${external.proto}${external.address}:${external.port}|${media ?? ''}`
     const hit = this.sealed.get(cacheKey)
     if (hit !== undefined) return hit
     let n = 0
@@ -70,6 +76,13 @@ export class TokenCodec {
     n = this.scratch.writeUInt32BE(hour, n)
     n = writePeer(this.scratch, n, internal)
     n = writePeer(this.scratch, n, external)
+    if (media !== undefined) {
+      // An optional trailer, so tokens sealed before media existed still open unchanged.
+      const id = Buffer.from(media, 'base64url')
+      if (id.length !== MEDIA_ID_LEN || id.toString('base64url') !== media) throw new Error(`bad rtpengine id '${media}'`)
+      n = this.scratch.writeUInt8(FIELD_MEDIA, n)
+      n += id.copy(this.scratch, n)
+    }
     return remember(this.sealed, cacheKey, this.seal(n))
   }
 
@@ -99,6 +112,10 @@ export class TokenCodec {
     if (!external) return 'forged'
     if (nowS() - issuedAt > this.maxAgeS) return 'stale'
     const route: RouteToken = { internal: internal.peer, external: external.peer, issuedAt, outbound: plain[0] === KIND_ROUTE_OUT }
+    if (external.next < plain.length) {
+      if (plain[external.next] !== FIELD_MEDIA || plain.length !== external.next + 1 + MEDIA_ID_LEN) return 'forged'
+      route.media = plain.toString('base64url', external.next + 1)
+    }
     remember(this.opened, token, route)
     return route
   }

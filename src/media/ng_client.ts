@@ -1,0 +1,333 @@
+// rtpengine NG control protocol over UDP: each datagram is `<cookie> <bencoded dict>`, the reply carries
+// the same cookie. rtpengine caches replies by cookie, so a retransmission with the same cookie is
+// answered from that cache and never executes a command twice (an offer is not allocated twice).
+import { randomBytes } from 'node:crypto'
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
+import { isIPv6 } from 'node:net'
+import { performance } from 'node:perf_hooks'
+import { BencodeError, decode, encode, isDict, type BDict, type BInput, type BValue } from './bencode.js'
+
+export interface NgTarget {
+  readonly host: string
+  readonly port: number
+}
+
+export type NgCommand = 'ping' | 'offer' | 'answer' | 'delete' | 'query' | 'list' | (string & {})
+export type NgOutcome = 'ok' | 'error' | 'timeout' | 'closed'
+
+export type NgErrorKind =
+  | 'error' // rtpengine answered `result: error` (or another non-ok result such as `load limit`)
+  | 'timeout' // no reply within the total timeout, retransmissions included
+  | 'protocol' // a reply with our cookie that is not a bencoded dict with a result
+  | 'closed' // the client was closed while the request was in flight
+  | 'overload' // too many requests in flight: refused before sending
+
+export class NgError extends Error {
+  readonly kind: NgErrorKind
+  readonly command: string
+  readonly target: string
+  /** rtpengine's `error-reason` (kind 'error'). */
+  readonly reason: string | undefined
+  constructor(kind: NgErrorKind, command: string, target: NgTarget, detail: string, reason?: string) {
+    super(`rtpengine ${target.host}:${target.port} ${command}: ${detail}`)
+    this.name = 'NgError'
+    this.kind = kind
+    this.command = command
+    this.target = `${target.host}:${target.port}`
+    this.reason = reason
+  }
+}
+
+export interface NgClientOptions {
+  /** Local address to bind (e.g. the internal side's address). Default: any. */
+  localAddress?: string
+  /** First retransmission after this; then doubling (Kamailio's rtpengine_tout_ms). Default 500. */
+  retransmitMs?: number
+  /** Total time for one request, retransmissions included. Default 2500. */
+  timeoutMs?: number
+  /** Requests in flight at most; beyond it requests fail at once with kind 'overload'. Default 10000. */
+  maxPending?: number
+  /**
+   * Called once per request when it settles: for latency histograms and per-instance error counters.
+   * `ms` is from the first send to the reply (or to the give-up).
+   */
+  onCommand?: (command: string, target: NgTarget, ms: number, outcome: NgOutcome, retransmits: number) => void
+}
+
+/** Arguments of call commands. Dict values left undefined are not sent. */
+export interface NgCallArgs {
+  'call-id': string
+  'from-tag'?: string
+  'to-tag'?: string
+  'via-branch'?: string
+  [key: string]: BInput | undefined
+}
+
+export interface NgSdpReply {
+  /** The rewritten SDP. */
+  sdp: Buffer
+  /** The whole reply (e.g. `warning`). */
+  reply: BDict
+}
+
+export interface NgClientStats {
+  sent: number
+  retransmits: number
+  timeouts: number
+  errors: number
+  /** Replies whose cookie matched nothing in flight (late replies after a timeout, strays). */
+  unmatched: number
+  pending: number
+}
+
+interface Pending {
+  readonly cookie: string
+  readonly command: string
+  readonly target: NgTarget
+  readonly msg: Buffer
+  readonly sock: Socket
+  readonly start: number
+  readonly deadline: number
+  interval: number
+  retransmits: number
+  /** The running timer is the give-up, not a retransmission (timers can fire a hair early). */
+  final: boolean
+  timer: NodeJS.Timeout | undefined
+  resolve: (v: BDict) => void
+  reject: (e: Error) => void
+}
+
+/**
+ * One UDP socket per address family serving any number of rtpengine instances. Requests are matched
+ * by cookie (and the reply's source must be the target), retransmitted with the same bytes on a
+ * doubling interval, and given up after `timeoutMs`. The per-request timer gets the pending entry as
+ * its argument, so the hot path allocates no closures beyond the Promise's own.
+ */
+export class NgClient {
+  private readonly retransmitMs: number
+  private readonly timeoutMs: number
+  private readonly maxPending: number
+  private readonly localAddress: string | undefined
+  private readonly onCommand: NgClientOptions['onCommand']
+  private readonly pending = new Map<string, Pending>()
+  // A random prefix per client: rtpengine caches replies by cookie for a while, so a restarted edge
+  // counting from 1 again must not be answered with the previous process's cached replies.
+  private readonly cookiePrefix = randomBytes(6).toString('base64url')
+  private seq = 0
+  private udp4: Socket | undefined
+  private udp6: Socket | undefined
+  private binding: Promise<void> | undefined
+  private closed = false
+  readonly stats: NgClientStats = { sent: 0, retransmits: 0, timeouts: 0, errors: 0, unmatched: 0, pending: 0 }
+
+  constructor(opts: NgClientOptions = {}) {
+    this.retransmitMs = Math.max(1, opts.retransmitMs ?? 500)
+    this.timeoutMs = Math.max(1, opts.timeoutMs ?? 2500)
+    this.maxPending = Math.max(1, opts.maxPending ?? 10_000)
+    this.localAddress = opts.localAddress
+    this.onCommand = opts.onCommand
+    this.onMessage = this.onMessage.bind(this)
+    this.onTimer = this.onTimer.bind(this)
+  }
+
+  /** Binds the sockets (also done by the first request). */
+  start(): Promise<void> {
+    this.binding ??= this.bind()
+    return this.binding
+  }
+
+  /** Fails every request in flight with kind 'closed' and closes the sockets. */
+  async close(): Promise<void> {
+    this.closed = true
+    for (const p of [...this.pending.values()]) this.settle(p, 'closed', undefined, new NgError('closed', p.command, p.target, 'client closed'))
+    await this.binding?.catch(() => undefined)
+    const closing: Array<Promise<void>> = []
+    for (const s of [this.udp4, this.udp6]) if (s !== undefined) closing.push(new Promise<void>((r) => s.close(() => r())))
+    this.udp4 = this.udp6 = undefined
+    await Promise.all(closing)
+  }
+
+  /** The local UDP port of the IPv4 socket (after start), for tests and logs. */
+  get localPort(): number | undefined {
+    return this.udp4?.address().port
+  }
+
+  /**
+   * Sends `command` with `args` to `target` and resolves with the reply dict when `result` is `ok` or
+   * `pong`. Rejects with NgError: 'error' (rtpengine's error-reason), 'timeout', 'protocol', 'closed'.
+   */
+  async request(target: NgTarget, command: NgCommand, args?: { readonly [key: string]: BInput | undefined }, timeoutMs = this.timeoutMs): Promise<BDict> {
+    if (this.closed) throw new NgError('closed', command, target, 'client closed')
+    if (this.udp4 === undefined) await this.start()
+    if (this.pending.size >= this.maxPending) {
+      throw new NgError('overload', command, target, `${this.pending.size} requests in flight`)
+    }
+    const sock = isIPv6(target.host) ? this.udp6 : this.udp4
+    if (sock === undefined) throw new NgError('closed', command, target, 'no socket for this address family')
+    const cookie = `${this.cookiePrefix}${(this.seq++).toString(36)}`
+    const msg = encode(args === undefined ? { command } : { ...args, command }, `${cookie} `)
+    return new Promise<BDict>((resolve, reject) => {
+      const start = performance.now()
+      const p: Pending = {
+        cookie, command, target, msg, sock, start,
+        deadline: start + timeoutMs,
+        interval: Math.min(this.retransmitMs, timeoutMs),
+        retransmits: 0, final: this.retransmitMs >= timeoutMs, timer: undefined, resolve, reject,
+      }
+      if (this.pending.size === 0) this.refSockets(true)
+      this.pending.set(cookie, p)
+      this.stats.pending = this.pending.size
+      p.timer = setTimeout(this.onTimer, p.interval, p)
+      this.stats.sent++
+      // No callback: an unconnected UDP socket learns nothing from ICMP; loss shows as a timeout.
+      sock.send(msg, target.port, target.host)
+    })
+  }
+
+  /** Resolves with the round-trip time in ms. */
+  async ping(target: NgTarget, timeoutMs?: number): Promise<number> {
+    const t0 = performance.now()
+    await this.request(target, 'ping', undefined, timeoutMs)
+    return performance.now() - t0
+  }
+
+  offer(target: NgTarget, args: NgCallArgs & { sdp: Buffer | string }): Promise<NgSdpReply> {
+    return this.sdpCommand(target, 'offer', args)
+  }
+
+  answer(target: NgTarget, args: NgCallArgs & { sdp: Buffer | string; 'to-tag': string }): Promise<NgSdpReply> {
+    return this.sdpCommand(target, 'answer', args)
+  }
+
+  /** Deleting an unknown call is not an error for rtpengine (it answers ok with a `warning`). */
+  delete(target: NgTarget, args: NgCallArgs): Promise<BDict> {
+    return this.request(target, 'delete', args)
+  }
+
+  query(target: NgTarget, args: NgCallArgs): Promise<BDict> {
+    return this.request(target, 'query', args)
+  }
+
+  /** Call-IDs rtpengine holds (at most `limit`, rtpengine's default 32). */
+  async list(target: NgTarget, limit?: number): Promise<string[]> {
+    const reply = await this.request(target, 'list', limit === undefined ? undefined : { limit })
+    const calls = reply['calls']
+    if (!Array.isArray(calls)) throw new NgError('protocol', 'list', target, 'reply without a calls list')
+    return calls.filter((c): c is string => typeof c === 'string')
+  }
+
+  private async sdpCommand(target: NgTarget, command: 'offer' | 'answer', args: NgCallArgs): Promise<NgSdpReply> {
+    const reply = await this.request(target, command, args)
+    const sdp = reply['sdp']
+    if (typeof sdp !== 'string') throw new NgError('protocol', command, target, 'ok reply without sdp')
+    return { sdp: Buffer.from(sdp, 'latin1'), reply }
+  }
+
+  private onTimer(p: Pending): void {
+    if (this.pending.get(p.cookie) !== p) return
+    const now = performance.now()
+    const left = p.deadline - now
+    if (p.final || left <= 1) {
+      this.stats.timeouts++
+      const ms = Math.round(now - p.start)
+      this.settle(p, 'timeout', undefined, new NgError('timeout', p.command, p.target, `no reply in ${ms} ms (${p.retransmits} retransmissions)`))
+      return
+    }
+    // Same bytes, same cookie: rtpengine answers a repeat from its cookie cache.
+    p.retransmits++
+    this.stats.retransmits++
+    p.sock.send(p.msg, p.target.port, p.target.host)
+    p.interval *= 2
+    p.final = p.interval >= left
+    p.timer = setTimeout(this.onTimer, p.final ? left : p.interval, p)
+  }
+
+  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    // The cookie is short: look for its space in the first bytes only.
+    const sp = msg.subarray(0, 64).indexOf(0x20)
+    if (sp <= 0) { this.stats.unmatched++; return }
+    const p = this.pending.get(msg.toString('latin1', 0, sp))
+    // Only the instance we asked may answer (a stray or spoofed datagram is ignored, not fatal).
+    if (p === undefined || rinfo.port !== p.target.port || !sameHost(rinfo.address, p.target.host)) {
+      this.stats.unmatched++
+      return
+    }
+    let reply: BValue
+    try {
+      reply = decode(msg, { offset: sp + 1 })
+    } catch (err) {
+      const why = err instanceof BencodeError ? err.message : String(err)
+      this.settle(p, 'error', undefined, new NgError('protocol', p.command, p.target, `undecodable reply: ${why}`))
+      return
+    }
+    if (!isDict(reply) || typeof reply['result'] !== 'string') {
+      this.settle(p, 'error', undefined, new NgError('protocol', p.command, p.target, 'reply is not a dict with a result'))
+      return
+    }
+    const result = reply['result']
+    if (result === 'ok' || result === 'pong') {
+      this.settle(p, 'ok', reply, undefined)
+      return
+    }
+    const reason = typeof reply['error-reason'] === 'string' ? reply['error-reason'] : result
+    this.settle(p, 'error', undefined, new NgError('error', p.command, p.target, `${result}: ${reason}`, reason))
+  }
+
+  private settle(p: Pending, outcome: NgOutcome, reply: BDict | undefined, err: Error | undefined): void {
+    if (this.pending.get(p.cookie) !== p) return
+    this.pending.delete(p.cookie)
+    this.stats.pending = this.pending.size
+    if (this.pending.size === 0) this.refSockets(false)
+    if (p.timer !== undefined) clearTimeout(p.timer)
+    if (outcome === 'error') this.stats.errors++
+    if (this.onCommand !== undefined) {
+      try {
+        this.onCommand(p.command, p.target, performance.now() - p.start, outcome, p.retransmits)
+      } catch { /* a metrics hook must not break the request */ }
+    }
+    if (err !== undefined) p.reject(err)
+    else p.resolve(reply as BDict)
+  }
+
+  /** Sockets keep the process alive only while a request waits for its reply. */
+  private refSockets(on: boolean): void {
+    for (const s of [this.udp4, this.udp6]) {
+      if (s === undefined) continue
+      if (on) s.ref()
+      else s.unref()
+    }
+  }
+
+  private async bind(): Promise<void> {
+    const local = this.localAddress
+    const localV6 = local !== undefined && isIPv6(local)
+    this.udp4 = await this.bindOne('udp4', local !== undefined && !localV6 ? local : '0.0.0.0')
+    // IPv6 is optional on a host: without it, requests to v6 instances fail with 'closed'.
+    this.udp6 = await this.bindOne('udp6', localV6 ? local : '::').catch(() => undefined)
+    if (this.closed) {
+      for (const s of [this.udp4, this.udp6]) s?.close()
+      this.udp4 = this.udp6 = undefined
+    }
+  }
+
+  private bindOne(type: 'udp4' | 'udp6', address: string): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const s = createSocket({ type, ipv6Only: type === 'udp6' })
+      s.once('error', reject)
+      s.bind(0, address, () => {
+        s.off('error', reject)
+        // Send errors and ICMP on an unconnected socket name no request: never crash on them.
+        s.on('error', () => undefined)
+        s.on('message', this.onMessage)
+        if (this.pending.size === 0) s.unref()
+        resolve(s)
+      })
+    })
+  }
+}
+
+function sameHost(a: string, b: string): boolean {
+  if (a === b) return true
+  // A v4 target reached through a dual-stack socket shows as ::ffff:a.b.c.d.
+  return a.startsWith('::ffff:') && a.slice(7) === b
+}

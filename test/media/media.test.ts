@@ -1,0 +1,78 @@
+// The media room assembled from a validated `media` config, with its metrics, against a real rtpengine.
+import t from 'tap'
+import { Registry } from 'prom-client'
+import { createMedia, mediaForSet, validateMediaConfig, MEDIA_DEFAULTS } from '../../src/media/index.js'
+import { MediaStats, registerMediaMetrics } from '../../src/media/metrics.js'
+import { waitFor } from '../helpers/net.js'
+import { startRtpengine } from '../helpers/rtpengine.js'
+import { callerSdp, sdpAddresses } from '../helpers/media.js'
+
+t.test('media config: defaults, full form, every problem named by its key', async (t) => {
+  const d = validateMediaConfig(undefined)
+  t.same(d.errors, [])
+  t.same(d.config, MEDIA_DEFAULTS, 'no media section: mode off, nothing else needed')
+  const full = validateMediaConfig({
+    mode: 'anchor',
+    rtpengine: ['udp:10.0.0.5:22222;weight=2', 'udp:10.0.0.6:22222'],
+    interfaces: { public: 'pub', internal: 'priv' },
+    onFailure: 'passthrough', rejectStatus: 500, timeoutMs: 800, retransmitMs: 200, maxOfferAttempts: 3,
+    flags: ['trust-address'], iceInternal: '', migrateOnDown: false, localAddress: '10.0.0.2',
+    ping: { intervalMs: 2000, failThreshold: 2 },
+    sets: { webrtc: { mode: 'anchor', flags: ['SDES-off'], extra: { 'transport-protocol': 'RTP/AVP', codec: { strip: ['PCMA'] } } }, legacy: { mode: 'off' } },
+  })
+  t.same(full.errors, [])
+  const c = full.config!
+  t.same(c.rtpengine, [{ host: '10.0.0.5', port: 22222, weight: 2 }, { host: '10.0.0.6', port: 22222, weight: 1 }])
+  t.same(c.ping, { intervalMs: 2000, timeoutMs: 1000, failThreshold: 2, okThreshold: 2 })
+  t.same(mediaForSet(c, 'webrtc'), { mode: 'anchor', extra: { 'transport-protocol': 'RTP/AVP', codec: { strip: ['PCMA'] }, flags: ['SDES-off'] } })
+  t.same(mediaForSet(c, 'legacy'), { mode: 'off', extra: undefined })
+  t.same(mediaForSet(c, 'other'), { mode: 'anchor', extra: undefined }, 'unlisted sets follow media.mode')
+  t.same(validateMediaConfig({ rtpengine: 'udp:127.0.0.1:1, udp:127.0.0.1:2;weight=3' }).config?.rtpengine.length, 2, 'comma list (env/flags)')
+  const bad = validateMediaConfig({
+    mode: 'on', rtpengine: ['udp:rtp.local:1'], onFailure: 'drop', timeoutMs: 5, retransmitMs: 'x', unknownKey: 1,
+    interfaces: { public: 'a b' }, ping: { okThreshold: 0 }, localAddress: 'eth0', migrateOnDown: 'yes',
+    sets: { s: { mode: 'x', extra: { sdp: 'v=0', 'call-id': 'x', flags: ['a'], n: 1.5 } } },
+  })
+  t.equal(bad.config, undefined)
+  for (const re of [/media\.mode: expected one of off, anchor/, /media\.rtpengine: rtpengine 'udp:rtp\.local:1': 'rtp\.local' is not an IP literal/,
+    /media\.onFailure/, /media\.timeoutMs/, /media\.retransmitMs/, /media\.unknownKey: unknown key/, /media\.interfaces\.public/,
+    /media\.ping\.okThreshold/, /media\.localAddress: expected an IP literal/, /media\.migrateOnDown/, /media\.sets\.s\.mode/,
+    /media\.sets\.s\.extra\.sdp: set by the edge/, /media\.sets\.s\.extra\.call-id/, /media\.sets\.s\.extra\.flags: .*use media\.sets\.s\.flags/,
+    /media\.sets\.s\.extra\.n: not representable/]) {
+    t.ok(bad.errors.some((e) => re.test(e)), `error matching ${re}`)
+  }
+  t.match(validateMediaConfig({ mode: 'anchor' }).errors, [/media\.rtpengine: needed when a backend set has mode anchor/])
+  t.match(validateMediaConfig({ sets: { x: { mode: 'anchor' } } }).errors, [/needed/])
+  t.match(validateMediaConfig({ timeoutMs: 100, retransmitMs: 200 }).errors, [/retransmitMs: larger than/])
+  t.match(validateMediaConfig([]).errors, [/expected a map/])
+})
+
+t.test('createMedia from config + metrics: health, sessions, NG latency histogram, outcomes', async (t) => {
+  const eng = await startRtpengine({ t, n: 4 })
+  const { config, errors } = validateMediaConfig({ mode: 'anchor', rtpengine: [eng.spec], ping: { intervalMs: 100, okThreshold: 1 } })
+  t.same(errors, [])
+  const stats = new MediaStats()
+  const media = createMedia(config!, { onCommand: stats.onCommand, onEvent: stats.onEvent })
+  await media.start()
+  t.teardown(() => media.stop())
+  const registry = new Registry()
+  registerMediaMetrics(registry, stats, media.pool)
+  const inst = media.pool.instances[0]!
+  await waitFor(() => inst.health === 'up', { what: 'rtpengine up', timeoutMs: 3000 })
+  const call = { callId: 'metrics-1', offererTag: 'A' }
+  const off = await media.anchor.offer(call, 'public', 'internal', callerSdp('127.0.4.5', 40000))
+  if (off.action !== 'anchored') return t.fail(off.reason)
+  t.same(sdpAddresses(off.sdp).all, [eng.internal])
+  let text = await registry.metrics()
+  t.match(text, new RegExp(`sipedge_media_sessions\\{instance="${inst.id}",address="${eng.spec}"\\} 1`))
+  t.match(text, new RegExp(`sipedge_media_rtpengine_health\\{instance="${inst.id}",address="${eng.spec}",state="up"\\} 1`))
+  t.match(text, new RegExp(`sipedge_media_ng_seconds_count\\{instance="${inst.id}",command="offer"\\} 1`))
+  t.match(text, new RegExp(`sipedge_media_ng_seconds_bucket\\{instance="${inst.id}",command="offer",le="\\+Inf"\\} 1`))
+  t.match(text, new RegExp(`sipedge_media_ng_commands_total\\{instance="${inst.id}",command="ping",outcome="ok"\\} \\d+`))
+  t.match(text, /sipedge_media_outcomes_total\{command="offer",outcome="anchored"\} 1/)
+  await media.anchor.delete(call, off.instance)
+  text = await registry.metrics()
+  t.match(text, new RegExp(`sipedge_media_sessions\\{instance="${inst.id}",address="${eng.spec}"\\} 0`))
+  t.match(text, /sipedge_media_outcomes_total\{command="delete",outcome="deleted"\} 1/)
+  t.same(await media.client.list(inst), [])
+})
