@@ -219,3 +219,22 @@ t.test('TLS outgoing to a closed port reports the failure', async (t) => {
   await until(() => a.c.sendErrors.length === 1, 'send error', WAIT)
   t.match((a.c.sendErrors[0]!.err as Error & { code?: string }).code, 'ECONNREFUSED')
 })
+
+t.test('TLS outgoing: a server that accepts but never completes the handshake is given up on', async (t) => {
+  const stalled: Socket[] = []
+  const srv = (await import('node:net')).createServer((s) => {
+    stalled.push(s)
+    s.on('error', () => {})
+  })
+  srv.listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  t.teardown(() => {
+    for (const s of stalled) s.destroy()
+    srv.close()
+  })
+  const a = await edge(t, ['tls:127.0.0.1:0'], { connectTimeoutMs: 300 })
+  a.tr.send(request('stall', { transport: 'TLS' }), { proto: 'tls', address: '127.0.0.1', port: (srv.address() as { port: number }).port }, a.l)
+  await until(() => a.c.sendErrors.length === 1, 'timeout reported', WAIT)
+  t.match((a.c.sendErrors[0]!.err as Error & { code?: string }).code, 'ETIMEDOUT')
+  await until(() => a.tr.connectionCount() === 0, 'stalled connection dropped', WAIT)
+})
