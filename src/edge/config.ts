@@ -71,6 +71,10 @@ export interface EdgeConfig {
     maxTransactions: number
   }
   shutdownTimeoutMs: number
+  /** Certificates for tls:/wss: listeners and outgoing TLS (PEM files, re-read on SIGHUP). */
+  tls: { certFile?: string; keyFile?: string; caFile?: string; clientCaFile?: string; handshakeTimeoutMs: number }
+  /** WebSocket listeners (RFC 7118). */
+  ws: { allowedOrigins: string[]; maxConnectionsPerSource: number; pingIntervalMs: number }
 }
 
 export const DEFAULT_CONFIG: EdgeConfig = deepFreeze({
@@ -100,6 +104,8 @@ export const DEFAULT_CONFIG: EdgeConfig = deepFreeze({
     maxTransactions: 200000,
   },
   shutdownTimeoutMs: 30000,
+  tls: { handshakeTimeoutMs: 10000 },
+  ws: { allowedOrigins: [], maxConnectionsPerSource: 100, pingIntervalMs: 30000 },
 }) as EdgeConfig
 
 function deepFreeze<T>(o: T): T {
@@ -340,10 +346,28 @@ const SCHEMA: Record<string, Field> = {
     },
   },
   shutdownTimeoutMs: { kind: 'int', min: 0, max: 3_600_000 },
+  tls: {
+    kind: 'object',
+    fields: {
+      certFile: { kind: 'string', optional: true },
+      keyFile: { kind: 'string', optional: true },
+      caFile: { kind: 'string', optional: true },
+      clientCaFile: { kind: 'string', optional: true },
+      handshakeTimeoutMs: { kind: 'int', min: 100, max: 600_000 },
+    },
+  },
+  ws: {
+    kind: 'object',
+    fields: {
+      allowedOrigins: { kind: 'list', check: (s) => (/^https?:\/\/[^\s/]+$/i.test(s) ? undefined : `"${s}" is not an origin (scheme://host[:port])`) },
+      maxConnectionsPerSource: { kind: 'int', min: 1, max: 1_000_000 },
+      pingIntervalMs: { kind: 'int', min: 1000, max: DAY_MS },
+    },
+  },
 }
 
 /** Keys that can't be applied to a running edge (sockets, sizes of tables, the token secret). */
-export const RESTART_KEYS: readonly string[] = ['listen', 'internalListen', 'secret', 'admin', 'limits', 'etcd']
+export const RESTART_KEYS: readonly string[] = ['listen', 'internalListen', 'secret', 'admin', 'limits', 'etcd', 'ws']
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -433,6 +457,14 @@ export const FLAGS: readonly FlagSpec[] = [
   flag('dialog-ttl-s', 'limits.dialogTtlS', 'dialog cache entry lifetime without traffic', { arg: 'S' }),
   flag('max-transactions', 'limits.maxTransactions', 'transactions at most (then 503)', { arg: 'N' }),
   flag('shutdown-timeout-ms', 'shutdownTimeoutMs', 'SIGTERM: drain deadline before exit', { arg: 'MS' }),
+  flag('tls-cert', 'tls.certFile', 'PEM certificate (leaf, then chain) for tls/wss listeners and as TLS client certificate', { arg: 'FILE' }),
+  flag('tls-key', 'tls.keyFile', 'PEM private key of tls.certFile', { arg: 'FILE' }),
+  flag('tls-ca', 'tls.caFile', 'PEM CA bundle outgoing TLS verifies servers against (default: Node\'s roots)', { arg: 'FILE' }),
+  flag('tls-client-ca', 'tls.clientCaFile', 'PEM CAs for client certificates on client-cert require listeners (default: tls.caFile)', { arg: 'FILE' }),
+  flag('tls-handshake-timeout-ms', 'tls.handshakeTimeoutMs', 'drop TLS handshakes and WebSocket upgrades not done by then', { arg: 'MS' }),
+  flag('ws-allowed-origin', 'ws.allowedOrigins', 'browser Origin allowed on ws/wss listeners (default any)', { arg: 'ORIGIN' }),
+  flag('ws-max-connections-per-source', 'ws.maxConnectionsPerSource', 'WebSocket connections per source address', { arg: 'N' }),
+  flag('ws-ping-interval-ms', 'ws.pingIntervalMs', 'WebSocket ping interval; no pong by the next one closes', { arg: 'MS' }),
 ]
 
 /** Flags that are not config keys. */
@@ -628,13 +660,18 @@ function crossCheck(c: EdgeConfig, out: Problem[], warnings: string[]): void {
     ...c.listen.map((s, i) => [s, `listen[${i}]`, 'public'] as const),
     ...c.internalListen.map((s, i) => [s, `internalListen[${i}]`, 'internal'] as const),
   ]
+  let secureListener: string | undefined
   for (const [s, path, side] of sockets) {
     const spec = parseListenSpec(s, side)
     if (typeof spec === 'string') continue
+    if (spec.proto === 'tls' || spec.proto === 'wss') secureListener ??= path
     const k = `${spec.proto}:${spec.host}:${spec.port}`
     const prev = seen.get(k)
     if (prev && spec.port !== 0) out.push({ path, problem: `"${s}" is already used by ${prev}` })
     else seen.set(k, path)
+  }
+  if (secureListener !== undefined && (c.tls.certFile === undefined || c.tls.keyFile === undefined)) {
+    out.push({ path: c.tls.certFile === undefined ? 'tls.certFile' : 'tls.keyFile', problem: `is required by the TLS listener ${secureListener}` })
   }
   const ids = new Map<string, number>()
   c.backends.forEach((s, i) => {

@@ -15,6 +15,7 @@ import {
   type NameAddr,
   type SipMessage,
 } from '../sip/index.js'
+import { protoOfVia, uriTransportParam, viaTransport } from '../transport/protos.js'
 import type { Transports } from '../transport/transports.js'
 import type { Inbound, Listener, Peer, Side } from '../transport/types.js'
 import { Sides, bareHost, hostport, peerFromUri, responseDestination } from './addressing.js'
@@ -665,8 +666,7 @@ export class Proxy {
       const v = c.params[k]
       params += v === true ? ';' + k : ';' + k + '=' + v
     }
-    const transport = listener.spec.proto === 'tcp' ? ';transport=tcp' : ''
-    return `<sip:${listener.hostport}${transport};${CONTACT_PARAM}=${token}>${params}`
+    return `<sip:${listener.hostport}${uriTransportParam(listener.spec.proto)};${CONTACT_PARAM}=${token}>${params}`
   }
 
   // ------------------------------------------------------------ ACK and CANCEL
@@ -805,7 +805,7 @@ export class Proxy {
     if (!next) return
     const address = bareHost(next.received ?? next.host)
     const port = typeof next.rport === 'number' ? next.rport : (next.port ?? 5060)
-    const proto = next.transport === 'TCP' ? 'tcp' : 'udp'
+    const proto = protoOfVia(next.transport) ?? 'udp'
     // It goes back the way the request came: out of the other side in the two-sided setup.
     const listener = this.sides.listenerFor(inb.listener.spec.side === 'internal' ? 'public' : 'internal', proto)
     if (!listener) return
@@ -1089,11 +1089,11 @@ function isFrom(source: Peer, internal: Peer, external: Peer): boolean {
 }
 
 function viaValue(l: Listener, branch: string): string {
-  return `SIP/2.0/${l.spec.proto === 'tcp' ? 'TCP' : 'UDP'} ${l.hostport};branch=${branch}`
+  return `SIP/2.0/${viaTransport(l.spec.proto)} ${l.hostport};branch=${branch}`
 }
 
 function recordRoute(l: Listener, token: string): string {
-  return `<sip:${l.hostport}${l.spec.proto === 'tcp' ? ';transport=tcp' : ''};lr;${RR_PARAM}=${token}>`
+  return `<sip:${l.hostport}${uriTransportParam(l.spec.proto)};lr;${RR_PARAM}=${token}>`
 }
 
 function fromUserOf(msg: SipMessage): string {

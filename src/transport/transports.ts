@@ -3,7 +3,7 @@ import { connect as connectTls } from 'node:tls'
 import type { TransportContext } from './connection.js'
 import { ConnectionTable, peerKey } from './connection-table.js'
 import { familyOf, formatHostport, stripBrackets } from './listen-spec.js'
-import { codedError, resolveOptions, type ResolvedOptions, type TransportHandlers, type TransportOptions } from './options.js'
+import { codedError, resolveOptions, type ResolvedOptions, type TlsOptions, type TransportHandlers, type TransportOptions } from './options.js'
 import { isWebSocketProto } from './protos.js'
 import { StreamConnection } from './stream-connection.js'
 import { TcpListener } from './tcp.js'
@@ -72,11 +72,14 @@ export class Transports implements TransportContext {
    * connections keep theirs. Rejects, leaving the current certificates in place, when a file is missing or
    * a key does not match its certificate.
    */
-  async reloadTls(): Promise<void> {
+  async reloadTls(files?: TlsOptions): Promise<void> {
+    if (this.secure.length === 0 && this.tls === undefined) return
     const needClientCa = this.secure.some((l) => l.spec.clientCert === 'require')
-    const material = await loadTlsMaterial(this.opts.tls, this.secure.length > 0, needClientCa)
+    const tls = files !== undefined ? { ...files } : this.opts.tls
+    const material = await loadTlsMaterial(tls, this.secure.length > 0, needClientCa)
     if (material.server !== undefined) for (const l of this.secure) l.setSecureContext(material.server)
     this.tls = material
+    this.opts.tls = tls
   }
 
   listenerFor(side: Side, proto: TransportProto, family?: 4 | 6): Listener | undefined {
