@@ -7,9 +7,7 @@ import { connect as connectTls } from 'node:tls'
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { parseMessage, type SipMessage } from '../../src/sip/index.js'
-import { startEdge } from '../helpers/edge.js'
-import { freePort, freeTcpPort } from '../helpers/net.js'
-import { rawUdp, type RawUdp } from '../helpers/udp.js'
+import { startSecureEdge } from '../helpers/secure-edge.js'
 import { makePki } from '../transport/fixtures/certs.js'
 import { until } from '../transport/fixtures/collector.js'
 
@@ -20,40 +18,9 @@ const WAIT = 10_000
 const pki = makePki()
 t.teardown(() => pki.cleanup())
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], certFile = pki.server1.cert, keyFile = pki.server1.key) {
-  const backend = await rawUdp(t, BACKEND)
-  const port = await freePort(EDGE)
-  const tlsPort = await freeTcpPort(EDGE)
-  const wssPort = await freeTcpPort(EDGE)
-  const e = await startEdge(
-    t,
-    EDGE,
-    {
-      listen: [`udp:${EDGE}:${port}`, `tls:${EDGE}:${tlsPort}`, `wss:${EDGE}:${wssPort} path /ws`],
-      backends: [`sip:${BACKEND}:${backend.port}`],
-      tls: { certFile, keyFile, caFile: pki.caFile, handshakeTimeoutMs: WAIT },
-    },
-    port,
-  )
-  return { ...e, backend, tlsPort, wssPort }
-}
-
-/** Answers every INVITE with 200 (Record-Route copied back, as a UAS does) and every BYE with 200. */
-function answer(backend: RawUdp): void {
-  backend.socket.on('message', (buf, rinfo) => {
-    let m: SipMessage
-    try {
-      m = parseMessage(buf)
-    } catch {
-      return
-    }
-    if (!m.isRequest || m.method === 'ACK') return
-    const keep = ['Via', 'From', 'Call-ID', 'CSeq', 'Record-Route'].flatMap((h) => m.getHeaders(h).map((v) => `${h}: ${v}`))
-    const to = `To: ${m.getHeader('To')}${m.toTag === undefined ? ';tag=be1' : ''}`
-    const text = ['SIP/2.0 200 OK', ...keep, to, `Contact: <sip:pbx@${BACKEND}:${backend.port}>`, 'Content-Length: 0', '', ''].join('\r\n')
-    backend.socket.send(Buffer.from(text), rinfo.port, rinfo.address)
-  })
-}
+type T = Parameters<Parameters<typeof t.test>[1]>[0]
+const setup = (t: T, certFile = pki.server1.cert, keyFile = pki.server1.key) =>
+  startSecureEdge(t, { host: EDGE, backendHost: BACKEND, certFile, keyFile, caFile: pki.caFile, handshakeTimeoutMs: WAIT })
 
 function invite(transport: 'TLS' | 'WSS', via: string, ruri: string, callId: string): string {
   return [
@@ -91,7 +58,6 @@ function inbox() {
 
 t.test('WSS client (.invalid Via and Contact) calls a UDP backend; responses and the backend BYE come back over the WebSocket', async (t) => {
   const { backend, wssPort, port } = await setup(t)
-  answer(backend)
   const ws = new WebSocket(`wss://${EDGE}:${wssPort}/ws`, ['sip'], { ca: readFileSync(pki.caFile), servername: 'edge.test' })
   t.teardown(() => ws.terminate())
   const box = inbox()
@@ -136,7 +102,6 @@ t.test('WSS client (.invalid Via and Contact) calls a UDP backend; responses and
 
 t.test('TLS client calls a UDP backend; the response comes back on the same TLS connection', async (t) => {
   const { backend, tlsPort, port, edge } = await setup(t)
-  answer(backend)
   const sock = connectTls({ host: EDGE, port: tlsPort, ca: readFileSync(pki.caFile), servername: 'edge.test' })
   t.teardown(() => sock.destroy())
   let data = Buffer.alloc(0)
