@@ -222,7 +222,9 @@ export class Proxy {
   }
 
   /** A send failed (ICMP unreachable, refused, reset): fail the client transactions waiting on that peer now. */
-  handleSendError(_err: Error, dest: Peer): void {
+  handleSendError(err: Error, dest: Peer): void {
+    // A WebSocket client's connection is gone (RFC 7118: never connected back to): 430 Flow Failed (RFC 5626 §5.3).
+    const flowGone = (err as { code?: string }).code === 'ENOTCONN'
     for (const ct of this.clients.values()) {
       if (ct.state !== enumState.trying || ct.target.port !== dest.port || ct.target.address !== dest.address) continue
       const fallback = ct.udpFallback
@@ -239,7 +241,7 @@ export class Proxy {
         this.transports.send(fallback.out, fallback.target, fallback.listener)
         continue
       }
-      this.clientFailed(ct, 'transport error', 503)
+      this.clientFailed(ct, flowGone ? 'flow gone' : 'transport error', flowGone ? 430 : 503)
     }
     // RFC 3261 §17.2.4: a response that cannot be sent ends its server transaction; waiting for an ACK
     // (timer H) or for retransmissions from a peer that is gone only holds memory.
@@ -1025,7 +1027,7 @@ export class Proxy {
       }
     }
     if (st.method === 'ACK') return
-    this.finalLocal(st, status, status === 408 ? 'Request Timeout' : 'Service Unavailable')
+    this.finalLocal(st, status, status === 408 ? 'Request Timeout' : status === 430 ? 'Flow Failed' : 'Service Unavailable')
   }
 
   private completeClient(ct: ClientTx): void {

@@ -165,3 +165,36 @@ t.test('edge reload (SIGHUP) re-reads the certificate files; an established TLS 
   await t.rejects(edge.reload({ ...edge.config }), /TLS/, 'a broken pair fails the reload')
   t.equal((await handshake()).getPeerCertificate().subject.CN, 'server2', 'and the running certificate stays')
 })
+
+t.test('a backend request toward a WebSocket client whose connection is gone gets 430, no guess', async (t) => {
+  const { backend, wssPort, port, edge } = await setup(t)
+  const ws = new WebSocket(`wss://${EDGE}:${wssPort}/ws`, ['sip'], { ca: readFileSync(pki.caFile), servername: 'edge.test' })
+  t.teardown(() => ws.terminate())
+  const box = inbox()
+  ws.on('message', (d: Buffer) => box.push(d))
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', resolve)
+    ws.once('error', reject)
+  })
+  ws.send(invite('WSS', 'gone7x.invalid', `sip:bob@${EDGE}:${port}`, 'gone-call'))
+  await box.next((m) => m.status === 200 && m.callId === 'gone-call', '200 OK over WSS')
+  const inv = await backend.next((m) => m.method === 'INVITE' && m.callId === 'gone-call')
+  ws.close()
+  await until(() => edge.transports.connectionCount() === 0, 'the WebSocket is gone at the edge', WAIT)
+  backend.send([
+    `BYE sip:agent@gone7x.invalid;transport=ws SIP/2.0`,
+    `Via: SIP/2.0/UDP ${BACKEND}:${backend.port};branch=z9hG4bK-gone-bye;rport`,
+    'Max-Forwards: 70',
+    `Route: ${inv.getHeaders('Record-Route').join(', ')}`,
+    `From: <sip:bob@${EDGE}:${port}>;tag=be1`,
+    `To: <sip:agent@example.com>;tag=ag1`,
+    'Call-ID: gone-call',
+    'CSeq: 1 BYE',
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n'), EDGE, port)
+  const r = await backend.next((m) => m.status >= 200 && m.cseq.method === 'BYE', WAIT)
+  t.equal(r.status, 430)
+  t.equal(r.reason, 'Flow Failed')
+})

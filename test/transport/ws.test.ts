@@ -214,3 +214,18 @@ t.test('WS: stop() closes open connections and frees the port', async (t) => {
   await until(() => client.closeCode() !== undefined, 'client sees the close', WAIT)
   t.equal(tr.connectionCount(), 0)
 })
+
+t.test('WS: 1,000 idle connections from 10 sources fit the limits; the next ones are refused by the right limit', async (t) => {
+  const { l, tr } = await edge(t, 'ws:127.0.0.1:0', { maxConnections: 1000, ws: { maxConnectionsPerSource: 100 } })
+  const opened: Array<Promise<{ rejected: unknown }>> = []
+  for (let s = 0; s < 10; s++) {
+    for (let i = 0; i < 100; i++) opened.push(open(t, url(l), ['sip'], { localAddress: `127.0.1.${10 + s}` }))
+  }
+  const results = await Promise.all(opened)
+  t.equal(results.filter((r) => r.rejected === undefined).length, 1000, 'all 1,000 open')
+  await until(() => tr.connectionCount() === 1000, '1,000 connections at the edge', WAIT)
+  const perSource = await open(t, url(l), ['sip'], { localAddress: '127.0.1.10' })
+  t.equal(perSource.rejected?.status, 429, 'the 101st from one source: per-source limit')
+  const total = await open(t, url(l), ['sip'], { localAddress: '127.0.1.30' })
+  t.equal(total.rejected?.status, 503, 'the 1,001st in all: connection limit')
+})
