@@ -56,8 +56,8 @@ function inbox() {
   }
 }
 
-t.test('WSS client (.invalid Via and Contact) calls a UDP backend; responses and the backend BYE come back over the WebSocket', async (t) => {
-  const { backend, wssPort, port } = await setup(t)
+/** A WSS agent connected to the edge (verifying its certificate as edge.test), with an inbox. */
+async function agent(t: T, wssPort: number) {
   const ws = new WebSocket(`wss://${EDGE}:${wssPort}/ws`, ['sip'], { ca: readFileSync(pki.caFile), servername: 'edge.test' })
   t.teardown(() => ws.terminate())
   const box = inbox()
@@ -66,6 +66,29 @@ t.test('WSS client (.invalid Via and Contact) calls a UDP backend; responses and
     ws.once('open', resolve)
     ws.once('error', reject)
   })
+  return { ws, box }
+}
+
+/** The BYE a backend sends to end a call toward an agent: routed by the Record-Route it got. */
+function backendBye(backendPort: number, edgePort: number, host: string, callId: string, routes: string): string {
+  return [
+    `BYE sip:agent@${host};transport=ws SIP/2.0`,
+    `Via: SIP/2.0/UDP ${BACKEND}:${backendPort};branch=z9hG4bK-bye-${callId};rport`,
+    'Max-Forwards: 70',
+    `Route: ${routes}`,
+    `From: <sip:bob@${EDGE}:${edgePort}>;tag=be1`,
+    `To: <sip:agent@example.com>;tag=ag1`,
+    `Call-ID: ${callId}`,
+    'CSeq: 1 BYE',
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n')
+}
+
+t.test('WSS client (.invalid Via and Contact) calls a UDP backend; responses and the backend BYE come back over the WebSocket', async (t) => {
+  const { backend, wssPort, port } = await setup(t)
+  const { ws, box } = await agent(t, wssPort)
   t.equal(ws.protocol, 'sip')
   ws.send(invite('WSS', 'df7jal23ls0d.invalid', `sip:bob@${EDGE}:${port}`, 'wss-call'))
   const ok = await box.next((m) => m.status === 200 && m.callId === 'wss-call', '200 OK over WSS')
@@ -79,19 +102,7 @@ t.test('WSS client (.invalid Via and Contact) calls a UDP backend; responses and
   t.match(rr, new RegExp(`<sip:${EDGE.replace(/\./g, '\\.')}:${port};lr;sk=[^>]+>, <sip:${EDGE.replace(/\./g, '\\.')}:${wssPort};transport=ws;lr;sk=`))
   // The backend hangs up: its BYE follows the Record-Route (the token names the WSS flow), never the .invalid Contact.
   const routes = inv.getHeaders('Record-Route').join(', ')
-  backend.send([
-    `BYE sip:agent@df7jal23ls0d.invalid;transport=ws SIP/2.0`,
-    `Via: SIP/2.0/UDP ${BACKEND}:${backend.port};branch=z9hG4bK-bye1;rport`,
-    'Max-Forwards: 70',
-    `Route: ${routes}`,
-    `From: <sip:bob@${EDGE}:${port}>;tag=be1`,
-    `To: <sip:agent@example.com>;tag=ag1`,
-    'Call-ID: wss-call',
-    'CSeq: 1 BYE',
-    'Content-Length: 0',
-    '',
-    '',
-  ].join('\r\n'), EDGE, port)
+  backend.send(backendBye(backend.port, port, 'df7jal23ls0d.invalid', 'wss-call', routes), EDGE, port)
   const bye = await box.next((m) => m.isRequest && m.method === 'BYE', 'BYE over WSS')
   t.match(bye.vias[0]!.raw, new RegExp(`^SIP/2\\.0/WSS ${EDGE.replace(/\./g, '\\.')}:${wssPort};`), 'the edge Via names WSS')
   ws.send(['SIP/2.0 200 OK', ...bye.vias.map((v) => `Via: ${v.raw}`), `From: ${bye.getHeader('From')}`, `To: ${bye.getHeader('To')}`,
@@ -168,32 +179,13 @@ t.test('edge reload (SIGHUP) re-reads the certificate files; an established TLS 
 
 t.test('a backend request toward a WebSocket client whose connection is gone gets 430, no guess', async (t) => {
   const { backend, wssPort, port, edge } = await setup(t)
-  const ws = new WebSocket(`wss://${EDGE}:${wssPort}/ws`, ['sip'], { ca: readFileSync(pki.caFile), servername: 'edge.test' })
-  t.teardown(() => ws.terminate())
-  const box = inbox()
-  ws.on('message', (d: Buffer) => box.push(d))
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', resolve)
-    ws.once('error', reject)
-  })
+  const { ws, box } = await agent(t, wssPort)
   ws.send(invite('WSS', 'gone7x.invalid', `sip:bob@${EDGE}:${port}`, 'gone-call'))
   await box.next((m) => m.status === 200 && m.callId === 'gone-call', '200 OK over WSS')
   const inv = await backend.next((m) => m.method === 'INVITE' && m.callId === 'gone-call')
   ws.close()
   await until(() => edge.transports.connectionCount() === 0, 'the WebSocket is gone at the edge', WAIT)
-  backend.send([
-    `BYE sip:agent@gone7x.invalid;transport=ws SIP/2.0`,
-    `Via: SIP/2.0/UDP ${BACKEND}:${backend.port};branch=z9hG4bK-gone-bye;rport`,
-    'Max-Forwards: 70',
-    `Route: ${inv.getHeaders('Record-Route').join(', ')}`,
-    `From: <sip:bob@${EDGE}:${port}>;tag=be1`,
-    `To: <sip:agent@example.com>;tag=ag1`,
-    'Call-ID: gone-call',
-    'CSeq: 1 BYE',
-    'Content-Length: 0',
-    '',
-    '',
-  ].join('\r\n'), EDGE, port)
+  backend.send(backendBye(backend.port, port, 'gone7x.invalid', 'gone-call', inv.getHeaders('Record-Route').join(', ')), EDGE, port)
   const r = await backend.next((m) => m.status >= 200 && m.cseq.method === 'BYE', WAIT)
   t.equal(r.status, 430)
   t.equal(r.reason, 'Flow Failed')
