@@ -238,3 +238,16 @@ t.test('TLS outgoing: a server that accepts but never completes the handshake is
   t.match((a.c.sendErrors[0]!.err as Error & { code?: string }).code, 'ETIMEDOUT')
   await until(() => a.tr.connectionCount() === 0, 'stalled connection dropped', WAIT)
 })
+
+t.test('TLS: bytes that cannot be framed after the handshake close that connection only', async (t) => {
+  const { c, l, tr } = await edge(t, ['tls:127.0.0.1:0'])
+  const bad = await client(t, l.port)
+  const good = await client(t, l.port)
+  await write(bad.sock, 'this is not SIP and has no Content-Length\r\n\r\n')
+  await until(() => bad.closed(), 'unframeable connection closed', WAIT)
+  t.equal(c.parseErrors.length, 1, 'reported once, with the bytes')
+  t.equal(c.parseErrors[0]!.source.proto, 'tls')
+  await write(good.sock, request('good-tls', { transport: 'TLS' }))
+  await until(() => c.messages.length === 1, 'the other connection is served', WAIT)
+  t.equal(tr.connectionCount(), 1)
+})

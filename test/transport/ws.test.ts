@@ -229,3 +229,25 @@ t.test('WS: 1,000 idle connections from 10 sources fit the limits; the next ones
   const total = await open(t, url(l), ['sip'], { localAddress: '127.0.1.30' })
   t.equal(total.rejected?.status, 503, 'the 1,001st in all: connection limit')
 })
+
+t.test('WS: non-HTTP bytes on the port and broken frames after the upgrade close that connection only', async (t) => {
+  const { c, l, tr } = await edge(t, 'ws:127.0.0.1:0')
+  const { connect } = await import('node:net')
+  const raw = connect({ host: '127.0.0.1', port: l.port })
+  raw.on('error', () => {})
+  t.teardown(() => raw.destroy())
+  let answer = ''
+  raw.on('data', (d: Buffer) => (answer += d.toString()))
+  raw.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x00, 0xde, 0xad, 0xbe, 0xef, 0x0d, 0x0a, 0x0d, 0x0a]))
+  await until(() => answer.startsWith('HTTP/1.1 400 '), 'non-HTTP bytes answered 400', WAIT)
+  const broken = await open(t, url(l))
+  // A frame with a reserved opcode (0x3): a protocol error, the server closes with 1002.
+  ;(broken.client.ws as unknown as { _socket: import('node:net').Socket })._socket.write(Buffer.from([0x83, 0x80, 1, 2, 3, 4]))
+  await until(() => broken.client.closeCode() !== undefined, 'close after a broken frame', WAIT)
+  t.equal(broken.client.closeCode(), 1002)
+  const good = await open(t, url(l))
+  good.client.ws.send(request('still-served', { transport: 'WS' }).toString())
+  await until(() => good.client.messages.length === 1, 'another client is served', WAIT)
+  t.same(c.callIds(), ['still-served'])
+  await until(() => tr.connectionCount() === 1, 'the broken connection left the table', WAIT)
+})
