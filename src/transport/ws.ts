@@ -16,7 +16,7 @@ export const SIP_SUBPROTOCOL = 'sip'
 
 const PONG = Buffer.from('\r\n')
 
-/** The subprotocols offered in a `Sec-WebSocket-Protocol` header (comma-separated tokens). */
+/** True when a `Sec-WebSocket-Protocol` header (comma-separated tokens) offers `sip`. */
 function offersSip(header: string | undefined): boolean {
   if (header === undefined) return false
   for (const p of header.split(',')) if (p.trim() === SIP_SUBPROTOCOL) return true
