@@ -164,7 +164,7 @@ export async function startSbc(opts: SbcOptions): Promise<Sbc> {
       return blocked
     },
     stop: () => edge.stop(),
-    shutdown: () => edge.shutdown(),
+    shutdown: async () => void (await edge.shutdown()),
   }
 }
 

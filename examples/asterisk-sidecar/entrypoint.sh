@@ -33,7 +33,10 @@ set -- --etcd "$SIPEDGE_ETCD" --set "$SIPEDGE_SET" --uri "sip:${SIPEDGE_IP}:${SI
 [ -n "${SIPEDGE_ETCD_USERNAME:-}" ] && set -- "$@" --username "$SIPEDGE_ETCD_USERNAME" # password: SIPEDGE_ETCD_PASSWORD
 [ -n "${SIPEDGE_ETCD_CACERT:-}" ] && set -- "$@" --cacert "$SIPEDGE_ETCD_CACERT"
 
-npx --no-install sipedge register "$@" &
+# The installed binary itself, not `npx sipedge`: npx runs it under `npm exec` and `sh -c`, so
+# REGISTRANT_PID would be npx's and a SIGTERM to it would leave the registrant running (lease kept,
+# backend still "active" in etcd).
+"${SIPEDGE_BIN:-sipedge}" register "$@" &
 REGISTRANT_PID=$!
 
 # Forward SIGTERM/SIGINT to the registrant only: Asterisk must keep serving calls while draining.

@@ -79,6 +79,10 @@ export function createEtcdClient(opts: EtcdConnectOptions): Etcd3 {
 
 /** Short human text for an etcd/gRPC error, for logs. */
 export function etcdErrorText(err: unknown): string {
-  if (err instanceof Error) return `${err.name}: ${err.message}`
-  return String(err)
+  if (!(err instanceof Error)) return String(err)
+  // etcd3 builds "Lease <id> is expired or revoked" and sometimes passes a sentence as the id:
+  // "Lease We lost connection to etcd and our lease has expired. is expired or revoked".
+  const m = /^Lease (.+) is expired or revoked$/s.exec(err.message)
+  if (m && !/^\d+$/.test(m[1]!)) return `${err.name}: lease expired or revoked (${m[1]!.replace(/\.$/, '')})`
+  return `${err.name}: ${err.message}`
 }

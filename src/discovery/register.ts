@@ -72,7 +72,7 @@ export function resolveRegistration(opts: RegisterOptions): { key: string; id: s
  * options. Aborting `force` while draining stops waiting for calls (a second SIGTERM/SIGINT).
  */
 export async function register(opts: RegisterOptions, signal: AbortSignal, force?: AbortSignal): Promise<number> {
-  const log = opts.logger ?? pino({ name: 'sipedge-register' })
+  const log = opts.logger ?? registerLogger()
   const resolved = resolveRegistration(opts)
   if (typeof resolved === 'string') {
     log.error({ reason: resolved }, 'invalid registration options')
@@ -277,6 +277,11 @@ export function parseRegisterArgs(argv: string[], env: NodeJS.ProcessEnv = proce
   return opts
 }
 
+/** ISO time, as the edge logs (src/edge/logger.ts), so both read the same in one log pipeline. */
+function registerLogger(): Logger {
+  return pino({ name: 'sipedge-register', timestamp: pino.stdTimeFunctions.isoTime })
+}
+
 /** Where runRegister writes; defaults to the process streams (tests pass their own). */
 export interface RegisterIo {
   logger?: Logger
@@ -300,7 +305,7 @@ export async function runRegister(argv: string[], io: RegisterIo = {}): Promise<
     stdout(REGISTER_USAGE)
     return 0
   }
-  const log = io.logger ?? pino({ name: 'sipedge-register' })
+  const log = io.logger ?? registerLogger()
   opts.logger = log
   const controller = new AbortController()
   const force = new AbortController()

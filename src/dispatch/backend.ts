@@ -24,6 +24,8 @@ export class Backend {
   /** Consecutive failed / good health signals, for the thresholds in both directions. */
   failStreak = 0
   okStreak = 0
+  /** Why the last health signal was bad ('timeout', 'status 404', 'connection refused'...), for the 'down' log. */
+  lastFailure: string | undefined = undefined
   /** 32-bit hash of `key`, the per-backend seed of rendezvous hashing. */
   readonly hashSeed: number
   /** Smooth weighted round-robin running weight (nginx `current_weight`). */

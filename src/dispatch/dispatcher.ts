@@ -25,8 +25,8 @@ export class Dispatcher implements BackendSink {
   readonly failThreshold: number
   readonly okThreshold: number
 
-  private readonly defaultAlgorithm: Algorithm
-  private readonly setAlgorithms: Record<string, Algorithm>
+  private defaultAlgorithm: Algorithm
+  private setAlgorithms: Record<string, Algorithm>
   private readonly retiredLimit: number
   private readonly sets_ = new Map<string, SetState>()
   /** Every id (discovery may name one address twice) -> its backend. */
@@ -144,6 +144,13 @@ export class Dispatcher implements BackendSink {
     return this.setAlgorithms[set] ?? this.defaultAlgorithm
   }
 
+  /** Replaces the default and every per-set algorithm (SIGHUP); sets no longer named fall back to the default. */
+  configureAlgorithms(algorithm: Algorithm, perSet: Record<string, Algorithm>): void {
+    this.defaultAlgorithm = algorithm
+    this.setAlgorithms = { ...perSet }
+    for (const [name, s] of this.sets_) s.algorithm = this.algorithmOf(name)
+  }
+
   setAlgorithm(set: string, algorithm: Algorithm): void {
     this.setAlgorithms[set] = algorithm
     const s = this.sets_.get(set)
@@ -200,8 +207,8 @@ export class Dispatcher implements BackendSink {
    * It becomes 'probing' (still eligible) and `onSuspect` asks the prober to check it now; probes decide.
    */
   reportFailure(b: Backend, why: string): void {
-    void why // the reason is for the caller's log
     if (b.retired) return
+    b.lastFailure = why
     if (b.health === 'up') {
       b.health = 'probing'
       this.onChange?.(b, 'health')
@@ -219,8 +226,9 @@ export class Dispatcher implements BackendSink {
    * 'down', `okThreshold` consecutive good answers make it 'up'. In between it is 'probing' (still
    * eligible unless it was down).
    */
-  recordHealth(b: Backend, ok: boolean, failThreshold = this.failThreshold, okThreshold = this.okThreshold): void {
+  recordHealth(b: Backend, ok: boolean, failThreshold = this.failThreshold, okThreshold = this.okThreshold, why?: string): void {
     if (b.retired) return
+    if (!ok && why !== undefined) b.lastFailure = why
     const before = b.health
     if (ok) {
       b.failStreak = 0

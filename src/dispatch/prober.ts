@@ -22,6 +22,8 @@ export interface ProberOptions {
   localAddress?: string
   /** From URI of probes. Default `sip:sipedge@<local address>`. */
   fromUri?: string
+  /** Called once per counted probe (metrics): ok, or why not ('timeout', 'status 404', 'connection refused'). */
+  onResult?: (ok: boolean, why: string | undefined) => void
 }
 
 export type ProbeOutcome = 'up' | 'down'
@@ -55,6 +57,7 @@ export class Prober {
   private readonly okCodes: (status: number) => boolean
   private readonly localAddress: string | undefined
   private readonly fromUri: string | undefined
+  private readonly onResult: ((ok: boolean, why: string | undefined) => void) | undefined
   private readonly pending = new Map<string, Pending>()
   private readonly inFlight = new Map<string, Pending>()
   private udp4: UdpSocket | undefined
@@ -73,6 +76,7 @@ export class Prober {
     this.okCodes = opts.okCodes ?? defaultOkCodes
     this.localAddress = opts.localAddress
     this.fromUri = opts.fromUri
+    this.onResult = opts.onResult
     this.onUdpMessage = this.onUdpMessage.bind(this)
     this.onDeadline = this.onDeadline.bind(this)
     this.tick = this.tick.bind(this)
@@ -156,7 +160,7 @@ export class Prober {
   private sendUdp(p: Pending): void {
     const v6 = isIPv6(p.target.host)
     const sock = v6 ? this.udp6 : this.udp4
-    if (sock === undefined) return this.settle(p, 'down', true)
+    if (sock === undefined) return this.settle(p, 'down', true, 'no socket')
     const addr = sock.address()
     const bytes = buildProbe({
       uri: `sip:${targetHostport(p.target)}`,
@@ -168,7 +172,7 @@ export class Prober {
     })
     // A synchronous send error (no route, unreachable) is a failure now, not after the timeout.
     sock.send(bytes, p.target.port, p.target.host, (err) => {
-      if (err) this.settle(p, 'down', true)
+      if (err) this.settle(p, 'down', true, `send error ${(err as NodeJS.ErrnoException).code ?? err.message}`)
     })
   }
 
@@ -199,7 +203,7 @@ export class Prober {
         try {
           len = frameLength(p.tcpBuf)
         } catch {
-          return this.settle(p, 'down', true) // unframeable stream: not a healthy SIP peer
+          return this.settle(p, 'down', true, 'unframeable TCP stream') // not a healthy SIP peer
         }
         if (len < 0) return
         const frame = p.tcpBuf.subarray(0, len)
@@ -209,8 +213,8 @@ export class Prober {
       }
     })
     // Refused, reset, closed before a final answer: a failure signal, not a timeout to wait for.
-    sock.on('error', () => this.settle(p, 'down', true))
-    sock.on('close', () => this.settle(p, 'down', true))
+    sock.on('error', (err: NodeJS.ErrnoException) => this.settle(p, 'down', true, `TCP ${err.code ?? err.message}`))
+    sock.on('close', () => this.settle(p, 'down', true, 'TCP closed before an answer'))
   }
 
   private onUdpMessage(msg: Buffer, rinfo: RemoteInfo): void {
@@ -231,20 +235,22 @@ export class Prober {
 
   private classify(p: Pending, status: number): void {
     if (status < 200) return // provisional: wait for the final answer
-    this.settle(p, this.okCodes(status) ? 'up' : 'down', true)
+    this.settle(p, this.okCodes(status) ? 'up' : 'down', true, `answered ${status}`)
   }
 
   /** Ends a probe once (later signals for it are ignored) and, when `count`, feeds the thresholds. */
-  private settle(p: Pending, outcome: ProbeOutcome, count: boolean): void {
+  private settle(p: Pending, outcome: ProbeOutcome, count: boolean, why?: string): void {
     if (this.pending.get(p.branch) !== p) return
     this.pending.delete(p.branch)
     if (this.inFlight.get(p.key) === p) this.inFlight.delete(p.key)
     if (p.tcp !== undefined) p.tcp.destroy()
     if (count) {
       // Looked up now, not when sent: a backend removed meanwhile is not touched, a re-added one is.
+      const reason = outcome === 'up' ? undefined : `OPTIONS probe: ${why ?? 'failed'}`
       for (const b of this.d.backendsWithKey(p.key)) {
-        this.d.recordHealth(b, outcome === 'up', this.failThreshold, this.okThreshold)
+        this.d.recordHealth(b, outcome === 'up', this.failThreshold, this.okThreshold, reason)
       }
+      this.onResult?.(outcome === 'up', reason)
     }
     for (const w of p.waiters) w(outcome)
   }
@@ -259,7 +265,7 @@ export class Prober {
     const now = performance.now()
     for (const p of this.pending.values()) {
       if (p.deadline > now) return this.armDeadline(p.deadline - now)
-      this.settle(p, 'down', true)
+      this.settle(p, 'down', true, `no answer within ${this.timeoutMs} ms`)
     }
   }
 

@@ -19,6 +19,8 @@ export interface AdminTarget {
   dialogs(offset: number, limit: number): { total: number; items: unknown[] }
   /** False when no backend has this id. */
   setAdmin(id: string, state: 'active' | 'draining'): boolean
+  /** GET/POST/DELETE /bans[/<ip>] (src/defence/admin.ts); undefined when the path is not a ban path. */
+  bans?(method: string, path: string, query: URLSearchParams): { status: number; body: unknown; headers?: Record<string, string> } | undefined
 }
 
 export interface AdminServer {
@@ -117,6 +119,8 @@ async function route(target: AdminTarget, req: IncomingMessage, res: ServerRespo
     if (!target.setAdmin(id, state)) return send(res, 404, { error: `no backend ${id}` })
     return send(res, 200, { id, admin: state })
   }
+  const bans = target.bans?.(method, path, url.searchParams)
+  if (bans) return send(res, bans.status, bans.body, bans.headers)
   return send(res, 404, { error: 'not found' })
 }
 

@@ -14,8 +14,6 @@ import {
   flagsHelp,
   loadConfig,
   parseArgv,
-  readYamlConfig,
-  validateConfig,
   type EdgeConfig,
 } from './config.js'
 import { applyLogLevels, createLogger } from './logger.js'
@@ -23,7 +21,8 @@ import { applyLogLevels, createLogger } from './logger.js'
 /** What the CLI needs from src/edge/edge.ts (createEdge). */
 export interface EdgeHandle {
   start(): Promise<void>
-  shutdown(): Promise<void>
+  /** Resolves with the calls cut at the drain deadline (the CLI exits 3 when there were some). */
+  shutdown(): Promise<{ callsCut: number } | void>
   /** Applies a new config; returns the keys that could not change live (need a restart). */
   reload(config: EdgeConfig): string[] | Promise<string[]>
 }
@@ -48,6 +47,9 @@ const EDGE_MODULE = './edge.js'
 const DEMO_MODULE = './demo.js'
 const REGISTER_MODULE = '../discovery/register.js'
 
+/** Exit code of a SIGTERM/SIGINT drain that reached shutdownTimeoutMs with calls still up. */
+export const EXIT_CALLS_CUT = 3
+
 const COMMANDS = `Commands:
   sipedge [options]              run the edge
   sipedge demo                   start an edge with stand-in backends on 127.0.1.x and drive calls through it
@@ -63,7 +65,9 @@ Options (YAML key = camelCase of the flag, e.g. --probe-interval-ms = probe.inte
 precedence: defaults < SIPEDGE_* environment < --config file < flags):
 ${flagsHelp()}
 
-Signals: SIGTERM/SIGINT drain calls then exit; SIGHUP reloads the config file.
+Signals: SIGTERM/SIGINT drain calls then exit (0; ${EXIT_CALLS_CUT} when shutdownTimeoutMs cut calls; a second
+signal exits 1 at once); SIGHUP reloads the config file. Run the binary itself (exec sipedge, or
+node_modules/.bin/sipedge) for long-running processes: npx does not pass signals on.
 `
 }
 
@@ -117,8 +121,8 @@ function checkConfig(argv: string[], io: CliIo): number {
     io.stderr('usage: sipedge check-config FILE\n')
     return 2
   }
-  const y = readYamlConfig(file, io.readFile ?? defaultReadFile)
-  const result = y.errors.length > 0 ? { errors: y.errors, warnings: [] } : validateConfig(y.raw, file)
+  // The file as the edge would run it: over the SIPEDGE_* environment, so a bad variable shows here too.
+  const result = loadConfig({ argv: ['--config', file], env: io.env, readFile: io.readFile ?? defaultReadFile })
   if (result.errors.length > 0) {
     io.stderr(`${file}: ${result.errors.length} error(s):\n${result.errors.map((e) => `  - ${e}\n`).join('')}`)
     return 1
@@ -176,11 +180,14 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
       }, config.shutdownTimeoutMs + 5000)
       guard.unref()
       edge.shutdown().then(
-        () => {
+        (r) => {
           clearTimeout(guard)
-          log.info('sipedge stopped')
+          const cut = r?.callsCut ?? 0
+          // Non-zero so that supervisors and scripts see that calls were dropped (EXIT_CALLS_CUT in --help).
+          if (cut > 0) log.warn({ callsCut: cut, exitCode: EXIT_CALLS_CUT }, 'sipedge stopped, calls were cut')
+          else log.info('sipedge stopped')
           cleanup()
-          resolve(0)
+          resolve(cut > 0 ? EXIT_CALLS_CUT : 0)
         },
         (err: unknown) => {
           clearTimeout(guard)
@@ -209,8 +216,8 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
         const notLive = await edge.reload(next.config)
         applyLogLevels(log, next.config)
         config = next.config
-        log.info({ changed, file: next.file }, 'SIGHUP: config reloaded')
-        if (notLive.length > 0) log.warn({ keys: notLive }, 'SIGHUP: these keys need a restart to take effect')
+        log.info({ applied: changed.filter((k) => !notLive.includes(k)), file: next.file }, 'SIGHUP: config reloaded')
+        if (notLive.length > 0) log.warn({ keys: notLive }, 'SIGHUP: these keys need a restart to take effect, kept as they were')
       } catch (err) {
         log.error({ err }, 'SIGHUP: reload failed')
       } finally {

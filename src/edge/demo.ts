@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { createSocket } from 'node:dgram'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -24,7 +25,21 @@ interface Backend {
  * sipp is installed, else sipedge's own answering backend), the third answering 503 so failover shows,
  * and a burst of full calls through it. Prints what happened in terms a newcomer reads at a glance.
  */
-export async function runDemo(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
+export async function runDemo(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  try {
+    return await demo(argv, out)
+  } catch (e) {
+    // A port in use or a bad flag is the operator's to fix: one line with the way out, no stack trace.
+    const code = (e as NodeJS.ErrnoException).code ?? ((e as Error).cause as NodeJS.ErrnoException | undefined)?.code
+    const hint =
+      code === 'EADDRINUSE' ? '\n  a port the demo needs is taken: pick a free one for the edge with --port (e.g. sipedge demo --port 5070);' +
+        ' the stand-in backends use 127.0.1.1-3:5080' : ''
+    err.write(`sipedge demo: ${(e as Error).message}${hint}\n`)
+    return 1
+  }
+}
+
+async function demo(argv: string[], out: NodeJS.WritableStream): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -117,9 +132,9 @@ function positive(text: string, what: string): number {
   return n
 }
 
-/** `preferred` when it is free on UDP and TCP, else any free port (5060 may be taken by a real proxy). */
+/** `preferred` when it is free on UDP (what the edge binds) and TCP, else any free port (5060 may be taken by a real proxy). */
 async function portOr(host: string, preferred: number): Promise<number> {
-  const tryPort = (port: number): Promise<number> =>
+  const tryTcp = (port: number): Promise<number> =>
     new Promise((resolvePort, reject) => {
       const srv = createServer()
       srv.once('error', reject)
@@ -128,10 +143,29 @@ async function portOr(host: string, preferred: number): Promise<number> {
         srv.close(() => resolvePort(p))
       })
     })
+  const tryUdp = (port: number): Promise<number> =>
+    new Promise((resolvePort, reject) => {
+      const s = createSocket('udp4')
+      s.once('error', (e) => {
+        s.close()
+        reject(e)
+      })
+      s.bind(port, host, () => {
+        const p = s.address().port
+        s.close(() => resolvePort(p))
+      })
+    })
   try {
-    return await tryPort(preferred)
+    return await tryTcp(await tryUdp(preferred))
   } catch {
-    return tryPort(0)
+    for (let i = 0; i < 20; i++) {
+      try {
+        return await tryTcp(await tryUdp(0))
+      } catch {
+        // that UDP port is taken on TCP: another one
+      }
+    }
+    return tryUdp(0)
   }
 }
 

@@ -8,26 +8,39 @@ import type { EtcdSource } from '../discovery/etcd_source.js'
 import { Sides, cidrList, peerFromUri } from '../proxy/addressing.js'
 import type { ProxyHooks } from '../proxy/hooks.js'
 import { SourceFilter } from '../proxy/guard.js'
-import { Proxy, type ProxyObserver } from '../proxy/proxy.js'
+import { Proxy } from '../proxy/proxy.js'
 import { parseUri } from '../sip/index.js'
 import { parseListenSpec } from '../transport/listen-spec.js'
 import { Transports } from '../transport/transports.js'
 import type { Inbound, Listener, ListenSpec, Peer } from '../transport/types.js'
 import { startAdmin, type AdminServer, type AdminTarget } from './admin.js'
-import { DEFAULT_CONFIG, changedKeys, parseBackendSpec, validateConfig, type EdgeConfig } from './config.js'
+import { DEFAULT_CONFIG, RESTART_KEYS, changedKeys, parseBackendSpec, validateConfig, type EdgeConfig } from './config.js'
 import { HepExporter } from './hep.js'
 import { componentLogger, createLogger, applyLogLevels } from './logger.js'
 import { createMetrics, type EdgeMetrics } from './metrics.js'
-import { DIR_IN, DIR_OUT, EdgeStats, sideIndex } from './stats.js'
+import { EdgeStats, statsObserver } from './stats.js'
+import { Defence } from '../defence/defence.js'
+import type { SharedBans } from '../defence/shared.js'
+import { bansRoute } from '../defence/admin.js'
+import { registerDefenceMetrics } from '../defence/metrics.js'
 
-/** Everything of EdgeConfig is optional here: missing keys take the defaults of `sipedge` itself. */
-export type EdgeOptions = Partial<EdgeConfig> & {
+/**
+ * Everything of EdgeConfig is optional here: missing keys take the defaults of `sipedge` itself. A key given
+ * as `undefined` counts as missing (`secret: process.env.SIPEDGE_SECRET` compiles under
+ * exactOptionalPropertyTypes and, when the variable is unset, gets a random secret as the CLI does).
+ */
+export type EdgeOptions = { [K in keyof EdgeConfig]?: EdgeConfig[K] | undefined } & {
   /** Hooks for custom SBC logic (see ProxyHooks); none by default, so the default path pays nothing. */
   hooks?: ProxyHooks
   /** A pino logger; default: JSON lines on stdout at `logLevel`. */
   logger?: Logger
   /** A complete, already validated config (the CLI passes the one it loaded); other keys are then ignored. */
   config?: EdgeConfig
+}
+
+/** How a graceful shutdown ended: calls (dialogs and INVITEs being set up) still up at the deadline. */
+export interface ShutdownResult {
+  callsCut: number
 }
 
 export interface EdgeEvents {
@@ -51,10 +64,13 @@ export class Edge extends EventEmitter<EdgeEvents> {
   private etcd: EtcdSource | undefined
   private admin: AdminServer | undefined
   private hep: HepExporter | undefined
+  /** Scanner and toll-fraud defence (config `defence`); undefined when disabled. */
+  defence: Defence | undefined
+  private sharedBans: SharedBans | undefined
   private readonly hooks: ProxyHooks | undefined
   private started = false
   private readonly callsPerBackend = new Map<Backend, number>()
-  private stopping: Promise<void> | undefined
+  private stopping: Promise<ShutdownResult> | undefined
 
   constructor(config: EdgeConfig, log: Logger, hooks?: ProxyHooks) {
     super()
@@ -71,9 +87,10 @@ export class Edge extends EventEmitter<EdgeEvents> {
       onParseError: (err: Error, buf: Buffer, source: Peer, listener: Listener, connId?: number) =>
         this.proxy.handleParseError(err, buf, source, listener, connId),
       onSendError: (err: Error, dest: Peer) => {
-        this.stats.sendError(0)
+        this.stats.sendError(this.proxy?.sides.isInternalAddress(dest.address) || this.proxy?.sides.isBackendHost(dest.address) ? 1 : 0)
         this.proxy.handleSendError(err, dest)
       },
+      keepOpen: (peer: Peer) => this.proxy?.dialogs.usesFlow(peer) ?? false,
     }
     this.transports = new Transports(specs, handlers, {
       maxMessageSize: config.limits.maxMessageSize,
@@ -91,6 +108,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
       tcpConnections: () => this.transports.connectionCount(),
       etcdState: () => (!this.etcd ? 'off' : this.etcd.state === 'synced' ? 'connected' : 'disconnected'),
     })
+    registerDefenceMetrics(this.metrics.registry, () => this.defence)
   }
 
   /** Binds the sockets, loads static backends, starts probing, discovery and the admin API. */
@@ -103,6 +121,10 @@ export class Edge extends EventEmitter<EdgeEvents> {
       this.dispatcher.upsert(spec)
     }
     await this.transports.start()
+    if (c.defence.enabled) {
+      const d = c.defence
+      this.defence = new Defence({ ...d, maxTracked: d.maxBans, log: componentLogger(this.log, c, 'defence') })
+    }
     const sides = new Sides(this.transports.listeners, cidrList(c.trustedNetworks))
     let trunk: Peer | undefined
     if (c.trunk) {
@@ -121,13 +143,14 @@ export class Edge extends EventEmitter<EdgeEvents> {
         dialogTtlS: c.limits.dialogTtlS,
         ...(trunk ? { trunk } : {}),
         ...(this.hooks ? { hooks: this.hooks } : {}),
-        observer: this.observer(),
+        observer: statsObserver(this.stats, (b) => this.callsPerBackend.set(b, (this.callsPerBackend.get(b) ?? 0) + 1)),
         rateLimit: c.rateLimit,
         maskCallId: c.maskCallId,
         filters: {
           public: sourceFilter(c.allowPublic, c.denyPublic),
           internal: sourceFilter(c.allowInternal, c.denyInternal),
         },
+        ...(this.defence ? { defence: this.defence } : {}),
       },
       componentLogger(this.log, c, 'proxy'),
     )
@@ -136,7 +159,8 @@ export class Edge extends EventEmitter<EdgeEvents> {
       if (what === 'added' || what === 'removed') this.refreshBackendHosts()
       // 'probing' comes and goes with single failed transactions: not worth a line at info.
       const level = what !== 'health' ? 'info' : b.health === 'down' ? 'warn' : b.health === 'probing' ? 'debug' : 'info'
-      this.log[level]({ backend: b.id, uri: b.uri, admin: b.admin, health: b.health, change: what }, 'backend changed')
+      const why = what === 'health' && b.health !== 'up' ? { reason: b.lastFailure } : {}
+      this.log[level]({ backend: b.id, uri: b.uri, admin: b.admin, health: b.health, change: what, ...why }, 'backend changed')
       this.emit('backend', b, what)
     }
     this.proxy.start()
@@ -145,19 +169,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
       this.hep = new HepExporter({ ...c.hep, onResult: (ok) => this.stats.hep(ok) })
       this.captureOutgoing(this.hep)
     }
-    if (c.probe.enabled) {
-      const local = (this.transports.listeners.find((l) => l.spec.side === 'internal') ?? this.transports.listeners[0])?.spec.host
-      this.prober = new Prober(this.dispatcher, {
-        intervalMs: c.probe.intervalMs,
-        timeoutMs: c.probe.timeoutMs,
-        failThreshold: c.probe.failThreshold,
-        okThreshold: c.probe.okThreshold,
-        ...(local && local !== '0.0.0.0' && local !== '::' ? { localAddress: local } : {}),
-      })
-      await this.prober.start()
-      const prober = this.prober
-      this.dispatcher.onSuspect = (b) => void prober.probeNow(b).catch(() => {})
-    }
+    await this.startProber(c.probe)
     if (c.etcd) {
       const e = c.etcd
       // Loaded only when configured: the etcd client (gRPC, protobufjs) costs ~40 MB and start-up time.
@@ -166,12 +178,19 @@ export class Edge extends EventEmitter<EdgeEvents> {
         endpoints: e.endpoints,
         prefix: e.prefix,
         logger: componentLogger(this.log, c, 'etcd'),
-        ...(e.username ? { auth: { username: e.username, password: e.password ?? '' } } : {}),
-        ...(e.cacert || e.cert || e.key
-          ? { tls: { ...(e.cacert ? { ca: e.cacert } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } }
-          : {}),
+        ...etcdConnection(e),
       })
       void this.etcd.start()
+      if (this.defence) {
+        const { SharedBans } = await import('../defence/shared.js')
+        this.sharedBans = new SharedBans(this.defence, {
+          endpoints: e.endpoints,
+          prefix: c.defence.etcdPrefix,
+          logger: componentLogger(this.log, c, 'defence'),
+          ...etcdConnection(e),
+        })
+        void this.sharedBans.start()
+      }
     }
     if (c.admin) {
       const adminLog = componentLogger(this.log, c, 'admin')
@@ -190,6 +209,22 @@ export class Edge extends EventEmitter<EdgeEvents> {
       },
       'sipedge started',
     )
+  }
+
+  private async startProber(p: EdgeConfig['probe']): Promise<void> {
+    if (!p.enabled) return
+    const local = (this.transports.listeners.find((l) => l.spec.side === 'internal') ?? this.transports.listeners[0])?.spec.host
+    const prober = new Prober(this.dispatcher, {
+      intervalMs: p.intervalMs,
+      timeoutMs: p.timeoutMs,
+      failThreshold: p.failThreshold,
+      okThreshold: p.okThreshold,
+      onResult: (ok) => this.stats.probe(ok),
+      ...(local && local !== '0.0.0.0' && local !== '::' ? { localAddress: local } : {}),
+    })
+    this.prober = prober
+    await prober.start()
+    this.dispatcher.onSuspect = (b) => void prober.probeNow(b).catch(() => {})
   }
 
   /** Calls answered per backend id since start (the demo's summary, tests). */
@@ -214,32 +249,42 @@ export class Edge extends EventEmitter<EdgeEvents> {
    * Graceful stop (SIGTERM): new INVITEs get 503 + Retry-After, calls in progress go on until they end or the
    * deadline passes, then everything closes.
    */
-  shutdown(deadlineMs = this.config.shutdownTimeoutMs): Promise<void> {
+  shutdown(deadlineMs = this.config.shutdownTimeoutMs): Promise<ShutdownResult> {
     if (this.stopping) return this.stopping
     this.stopping = (async () => {
-      if (!this.started) return
+      if (!this.started) return { callsCut: 0 }
       this.proxy.draining = true
       this.emit('draining')
       const until = Date.now() + deadlineMs
       this.log.info({ calls: this.proxy.dialogs.size, deadlineMs }, 'draining: no new calls, waiting for calls in progress')
+      // 20 ms steps: an idle edge stops at once, a busy one within a step of its last call ending.
       while (Date.now() < until && this.proxy.busy > 0) {
-        await new Promise((r) => setTimeout(r, 100))
+        await new Promise((r) => setTimeout(r, 20))
         this.proxy.dialogs.purge()
       }
-      this.log.info({ left: this.proxy.dialogs.size }, 'drained, stopping')
+      const callsCut = this.proxy.busy
+      if (callsCut > 0) this.log.warn({ callsCut, deadlineMs }, `drain deadline passed: cutting ${callsCut} call(s) still in progress`)
+      else this.log.info('drained: no call in progress, stopping')
       await this.close()
+      return { callsCut }
     })()
     return this.stopping
   }
 
   /** Immediate stop. */
   async stop(): Promise<void> {
-    if (this.stopping) return this.stopping
-    this.stopping = this.close()
-    return this.stopping
+    if (this.stopping) {
+      await this.stopping
+      return
+    }
+    this.stopping = this.close().then(() => ({ callsCut: 0 }))
+    await this.stopping
   }
 
-  /** SIGHUP: apply what can change live; returns the keys that need a restart. */
+  /**
+   * SIGHUP: apply what can change live (everything but RESTART_ONLY); returns the changed keys that need a
+   * restart. Calls and transactions in progress keep the settings they started with.
+   */
   async reload(next: EdgeConfig): Promise<string[]> {
     // Certificates first (files re-read even when their names did not change): a bad file rejects the
     // whole reload and the running certificates stay.
@@ -247,6 +292,26 @@ export class Edge extends EventEmitter<EdgeEvents> {
     const changed = changedKeys(this.config, next)
     const needRestart = changed.filter((k) => RESTART_ONLY.has(k.split('.')[0]!))
     applyLogLevels(this.log, next)
+    this.dispatcher.configureAlgorithms(next.algorithm, next.setAlgorithms)
+    if (this.proxy) {
+      this.proxy.reconfigure({
+        rateLimit: next.rateLimit,
+        failover: next.failover,
+        maskCallId: next.maskCallId,
+        filters: {
+          public: sourceFilter(next.allowPublic, next.denyPublic),
+          internal: sourceFilter(next.allowInternal, next.denyInternal),
+        },
+      })
+      this.proxy.sides.setInternalNets(cidrList(next.trustedNetworks))
+    }
+    if (this.started && changed.includes('probe')) {
+      const old = this.prober
+      this.prober = undefined
+      this.dispatcher.onSuspect = undefined
+      await old?.stop()
+      await this.startProber(next.probe)
+    }
     // Static backends: upsert the new list, remove static ones that disappeared (health is kept by id).
     const keep = new Set<string>()
     for (const entry of next.backends) {
@@ -256,7 +321,6 @@ export class Edge extends EventEmitter<EdgeEvents> {
       this.dispatcher.upsert(spec)
     }
     for (const b of this.dispatcher.backends()) if (b.source === 'static' && !keep.has(b.id)) this.dispatcher.remove(b.id)
-    for (const [set, alg] of Object.entries(next.setAlgorithms)) this.dispatcher.setAlgorithm(set, alg)
     Object.assign(this.config, { ...next, ...pick(this.config, needRestart) })
     return needRestart
   }
@@ -264,6 +328,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
   private async close(): Promise<void> {
     this.prober && (await this.prober.stop())
     this.etcd && (await this.etcd.stop())
+    this.sharedBans && (await this.sharedBans.stop())
     this.admin && (await this.admin.close())
     this.proxy?.stop()
     this.proxy?.clear()
@@ -292,26 +357,6 @@ export class Edge extends EventEmitter<EdgeEvents> {
     const hosts = new Set<string>()
     for (const b of this.dispatcher.backends()) hosts.add(b.target.host)
     this.proxy.sides.setBackendHosts(hosts)
-  }
-
-  private observer(): ProxyObserver {
-    const s = this.stats
-    return {
-      request: (side, method) => s.request(sideIndex(side), DIR_IN, method),
-      response: (side, status) => s.response(sideIndex(side), DIR_OUT, status),
-      parseError: (side) => s.parseError(sideIndex(side)),
-      refused: (reason) => {
-        if (reason === 'relay' || reason === 'token') s.relayRefused()
-      },
-      failover: () => s.failover(),
-      callStarted: (b, ms) => {
-        if (b) this.callsPerBackend.set(b, (this.callsPerBackend.get(b) ?? 0) + 1)
-        s.callStarted()
-        s.setupTime(ms)
-      },
-      callEnded: () => s.callEnded(),
-      retransmission: () => s.retransmission(),
-    }
   }
 
   private adminTarget(): AdminTarget {
@@ -348,15 +393,22 @@ export class Edge extends EventEmitter<EdgeEvents> {
         }
       },
       setAdmin: (id, state) => this.dispatcher.setAdmin(id, state),
+      bans: (method, path, query) => bansRoute(this.defence, method, path, query),
     }
   }
+}
+
+/** Credentials and TLS files of the etcd connection, shared by discovery and shared bans. */
+function etcdConnection(e: NonNullable<EdgeConfig['etcd']>): { auth?: { username: string; password: string }; tls?: { ca?: string; cert?: string; key?: string } } {
+  const tls = e.cacert || e.cert || e.key ? { ...(e.cacert ? { ca: e.cacert } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } : undefined
+  return { ...(e.username ? { auth: { username: e.username, password: e.password ?? '' } } : {}), ...(tls ? { tls } : {}) }
 }
 
 function sourceFilter(allow: string[], deny: string[]): SourceFilter {
   return new SourceFilter(allow.length ? cidrList(allow) : undefined, deny.length ? cidrList(deny) : undefined)
 }
 
-const RESTART_ONLY = new Set(['listen', 'internalListen', 'secret', 'admin', 'adminToken', 'limits', 'etcd', 'hep', 'trunk'])
+const RESTART_ONLY = new Set(RESTART_KEYS)
 
 function pick(obj: EdgeConfig, keys: string[]): Partial<EdgeConfig> {
   const out: Record<string, unknown> = {}
@@ -372,7 +424,8 @@ function pick(obj: EdgeConfig, keys: string[]): Partial<EdgeConfig> {
  * problem). Call `start()` to bind and run.
  */
 export async function createEdge(options: EdgeOptions = {}): Promise<Edge> {
-  const { hooks, logger, config: given, ...raw } = options
+  const { hooks, logger, config: given, ...rawGiven } = options
+  const raw = Object.fromEntries(Object.entries(rawGiven).filter(([, v]) => v !== undefined)) as Partial<EdgeConfig>
   const { config, errors, warnings } = given ? { config: given, errors: [], warnings: [] } : validateConfig(raw, 'options')
   if (!config) throw new Error(`invalid sipedge options:\n  ${errors.join('\n  ')}`)
   if (!config.secret) config.secret = randomBytes(24).toString('base64url')

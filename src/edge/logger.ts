@@ -1,8 +1,7 @@
 /**
- * Logging: pino JSON lines on stdout, one `component` child per subsystem with its own level, and
- * LogOnce so that a flood from one source (scanner, broken peer) logs once per window, not per message.
+ * Logging: pino JSON lines on stdout, one `component` child per subsystem with its own level (LogOnce,
+ * re-exported here, is in src/util/log-once.ts).
  */
-import { LRUCache } from 'lru-cache'
 import { pino, type DestinationStream, type Logger } from 'pino'
 import type { EdgeConfig, LogLevel } from './config.js'
 
@@ -65,51 +64,5 @@ export function applyLogLevels(root: Logger, config: LogConfig): void {
   for (const [component, child] of children) child.level = levelFor(config, component)
 }
 
-interface OnceEntry {
-  until: number
-  suppressed: number
-}
-
-/**
- * Logs one line per key per window. Keys are bounded by an LRU so that a spoofed-source flood costs
- * at most `max` entries. When a key logs again after its window, the line carries how many were
- * suppressed in between.
- */
-export class LogOnce {
-  private readonly seen: LRUCache<string, OnceEntry>
-  constructor(
-    private readonly log: Logger,
-    max = 10000,
-    private readonly ttlMs = 60_000,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.seen = new LRUCache<string, OnceEntry>({ max })
-  }
-
-  /** True when the line was written, false when suppressed. */
-  warn(key: string, obj: object, msg: string): boolean {
-    return this.emit('warn', key, obj, msg)
-  }
-
-  error(key: string, obj: object, msg: string): boolean {
-    return this.emit('error', key, obj, msg)
-  }
-
-  /** Keys currently remembered (bounded by `max`). */
-  get size(): number {
-    return this.seen.size
-  }
-
-  private emit(level: 'warn' | 'error', key: string, obj: object, msg: string): boolean {
-    const t = this.now()
-    const entry = this.seen.get(key)
-    if (entry && t < entry.until) {
-      entry.suppressed++
-      return false
-    }
-    const suppressed = entry?.suppressed ?? 0
-    this.seen.set(key, { until: t + this.ttlMs, suppressed: 0 })
-    this.log[level](suppressed > 0 ? { ...obj, suppressed } : obj, msg)
-    return true
-  }
-}
+// LogOnce lives below the proxy (src/util): the proxy uses it, and nothing under src/proxy imports from src/edge.
+export { LogOnce } from '../util/log-once.js'

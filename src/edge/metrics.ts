@@ -76,7 +76,7 @@ export function createMetrics(
   const perSide = (get: (side: SideIndex) => number) => SIDES.map((side, i) => ({ value: get(i as SideIndex), labels: { side } }))
 
   register(registry, 'sipedge_info', 'gauge', 'sipedge build information', () => one(1, { version: VERSION }))
-  register(registry, 'sipedge_requests_total', 'counter', 'SIP requests by side, direction (in = received) and method', () => {
+  register(registry, 'sipedge_requests_total', 'counter', 'SIP requests by side, direction (in = received, limited and denied ones included; out = sent) and method', () => {
     const out: Sample[] = []
     for (let s = 0; s < 2; s++) {
       for (let d = 0; d < 2; d++) {
@@ -88,7 +88,7 @@ export function createMetrics(
     }
     return out
   })
-  register(registry, 'sipedge_responses_total', 'counter', 'SIP responses by side, direction and status class', () => {
+  register(registry, 'sipedge_responses_total', 'counter', 'SIP responses by side, direction (in = received from that side, out = sent to it) and status class', () => {
     const out: Sample[] = []
     for (let s = 0; s < 2; s++) {
       for (let d = 0; d < 2; d++) {
@@ -106,7 +106,7 @@ export function createMetrics(
   register(registry, 'sipedge_rate_limited_total', 'counter', 'Requests refused by the per-source rate limit', () =>
     perSide((s) => stats.counters.rateLimited[s]!),
   )
-  register(registry, 'sipedge_denied_total', 'counter', 'Messages refused by the allow/deny CIDR lists', () =>
+  register(registry, 'sipedge_denied_total', 'counter', 'Requests dropped by the allow/deny CIDR lists', () =>
     perSide((s) => stats.counters.denied[s]!),
   )
   register(registry, 'sipedge_send_errors_total', 'counter', 'Failed sends (ICMP unreachable, TCP refused/reset)', () =>
@@ -121,7 +121,7 @@ export function createMetrics(
   register(registry, 'sipedge_failovers_total', 'counter', 'INVITEs retried on another backend (timeout or failover code)', () =>
     one(stats.counters.failovers),
   )
-  register(registry, 'sipedge_calls_total', 'counter', 'Calls by outcome: started (INVITE accepted), answered, failed, ended (BYE)', () => {
+  register(registry, 'sipedge_calls_total', 'counter', 'New INVITEs by outcome: started (taken for routing), answered (2xx), failed (final >= 300), ended (BYE or expiry)', () => {
     const c = stats.counters
     return [
       { value: c.callsStarted, labels: { outcome: 'started' } },

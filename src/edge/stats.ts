@@ -2,6 +2,8 @@
  * Hot-path counters: plain numbers in one Float64Array, updated with an index computation and an
  * add, no allocation, no labels, no maps. metrics.ts reads the slots when Prometheus scrapes.
  */
+import type { Backend } from '../dispatch/backend.js'
+import type { ProxyObserver } from '../proxy/proxy.js'
 import type { Side } from '../transport/types.js'
 
 export const SIDE_PUBLIC = 0
@@ -225,5 +227,32 @@ export class EdgeStats {
 
   reset(): void {
     this.slots.fill(0)
+  }
+}
+
+/** The proxy's observer calls mapped onto the counters (`answered` also counts calls per backend for the demo). */
+export function statsObserver(s: EdgeStats, answered: (b: Backend) => void): ProxyObserver {
+  return {
+    request: (side, method) => s.request(sideIndex(side), DIR_IN, method),
+    requestSent: (side, method) => s.request(sideIndex(side), DIR_OUT, method),
+    response: (side, status) => s.response(sideIndex(side), DIR_IN, status),
+    responseSent: (side, status) => s.response(sideIndex(side), DIR_OUT, status),
+    localReply: (status) => s.localReply(status),
+    parseError: (side) => s.parseError(sideIndex(side)),
+    refused: (reason, side) => {
+      if (reason === 'relay' || reason === 'token') s.relayRefused()
+      else if (reason === 'acl') s.denied(sideIndex(side))
+      else if (reason === 'rate') s.rateLimited(sideIndex(side))
+    },
+    failover: () => s.failover(),
+    callOffered: () => s.callStarted(),
+    callStarted: (b, ms) => {
+      if (b) answered(b)
+      s.callAnswered()
+      s.setupTime(ms)
+    },
+    callFailed: () => s.callFailed(),
+    callEnded: () => s.callEnded(),
+    retransmission: () => s.retransmission(),
   }
 }

@@ -66,7 +66,7 @@ export function inList(list: BlockList, address: string): boolean {
 export class Sides {
   readonly twoSided: boolean
   /** BlockList.check costs a microsecond; skip it when no trusted network is configured. */
-  private readonly hasInternalNets: boolean
+  private hasInternalNets: boolean
   /** 'host:port' (lower-case host, brackets for IPv6) of every listener, for "is this URI us?" checks. */
   private readonly own = new Set<string>()
   private readonly domains = new Set<string>()
@@ -74,13 +74,19 @@ export class Sides {
 
   constructor(
     readonly listeners: readonly Listener[],
-    private readonly internalNets: BlockList,
+    private internalNets: BlockList,
     extraDomains: readonly string[] = [],
   ) {
     this.twoSided = listeners.some((l) => l.spec.side === 'internal') && listeners.some((l) => l.spec.side === 'public')
     this.hasInternalNets = internalNets.rules.length > 0
     for (const l of listeners) this.own.add(l.hostport.toLowerCase())
     for (const d of extraDomains) this.domains.add(d.toLowerCase())
+  }
+
+  /** SIGHUP: new trusted networks. */
+  setInternalNets(nets: BlockList): void {
+    this.internalNets = nets
+    this.hasInternalNets = nets.rules.length > 0
   }
 
   setBackendHosts(hosts: Iterable<string>): void {

@@ -29,6 +29,8 @@ export interface DialogTableOptions {
 export class DialogTable {
   private readonly cache: LRUCache<string, Dialog>
   private ending: 'bye' | 'cleared' | undefined
+  /** Call-IDs by TCP flow ('address|port') of either party: an idle connection a dialog uses stays open. */
+  private readonly tcpFlows = new Map<string, Set<string>>()
 
   constructor(private readonly opts: DialogTableOptions) {
     this.cache = new LRUCache<string, Dialog>({
@@ -37,6 +39,7 @@ export class DialogTable {
       ttlAutopurge: false,
       updateAgeOnGet: true,
       dispose: (dialog, _key, reason) => {
+        this.unindex(dialog)
         const why = this.ending ?? (reason === 'expire' ? 'expired' : reason === 'evict' ? 'evicted' : undefined)
         if (why) this.opts.onEnd(dialog, why)
       },
@@ -55,7 +58,37 @@ export class DialogTable {
   add(dialog: Dialog): boolean {
     if (this.cache.has(dialog.callId)) return false
     this.cache.set(dialog.callId, dialog)
+    if (dialog.external.proto === 'tcp') this.index(dialog.external, dialog.callId)
+    if (dialog.internal.proto === 'tcp') this.index(dialog.internal, dialog.callId)
     return true
+  }
+
+  /** Does a live dialog route through this TCP flow? */
+  usesFlow(peer: Peer): boolean {
+    const ids = this.tcpFlows.get(peer.address + '|' + peer.port)
+    if (!ids) return false
+    for (const id of ids) if (this.cache.has(id)) return true
+    return false
+  }
+
+  private index(peer: Peer, callId: string): void {
+    const key = peer.address + '|' + peer.port
+    let ids = this.tcpFlows.get(key)
+    if (!ids) this.tcpFlows.set(key, (ids = new Set()))
+    ids.add(callId)
+  }
+
+  private unindex(dialog: Dialog): void {
+    if (dialog.external.proto === 'tcp') this.unindexPeer(dialog.external, dialog.callId)
+    if (dialog.internal.proto === 'tcp') this.unindexPeer(dialog.internal, dialog.callId)
+  }
+
+  private unindexPeer(peer: Peer, callId: string): void {
+    const key = peer.address + '|' + peer.port
+    const ids = this.tcpFlows.get(key)
+    if (!ids) return
+    ids.delete(callId)
+    if (ids.size === 0) this.tcpFlows.delete(key)
   }
 
   end(callId: string): void {

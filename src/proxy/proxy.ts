@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Backend } from '../dispatch/backend.js'
+import { targetKey, type Backend } from '../dispatch/backend.js'
 import type { Dispatcher } from '../dispatch/dispatcher.js'
 import {
   H,
@@ -7,7 +7,6 @@ import {
   buildAck,
   buildCancel,
   buildResponse,
-  newBranch,
   newTag,
   parseMessage,
   validateRequest,
@@ -22,30 +21,54 @@ import { Sides, bareHost, hostport, peerFromUri, responseDestination } from './a
 import { DialogTable, type Dialog } from './dialogs.js'
 import type { ProxyHooks, RequestContext } from './hooks.js'
 import { TimerWheel } from './timer_wheel.js'
+import { branchCarries, loopBranch, loopHash } from './loop.js'
+import { isStrictRoute, rewriteRoutes } from './route_set.js'
+import { isReplaces, redirectContacts, replacesCallId, rewriteTransferHeaders, type RewriteContext } from './uri_rewrite.js'
 import { RateLimiter, SourceFilter } from './guard.js'
-import { LogOnce } from '../edge/logger.js'
+import type { Defence } from '../defence/defence.js'
+import { LogOnce } from '../util/log-once.js'
 import { MASK_PREFIX, TokenCodec, type RouteToken } from './tokens.js'
-import { ClientTx, ServerTx, FR_TIMER, T1, T2, T4, TIMER_B, TIMER_C, WAIT, enumState, serverKey } from './transactions.js'
+import { ClientTx, ServerTx, FR_TIMER, T1, T2, T4, TIMER_B, TIMER_C, TIMER_L, WAIT, enumState, serverKey } from './transactions.js'
+import { fillReceived } from './via_received.js'
+import { RecentSet } from './recent_set.js'
 
 /** Counters the edge exposes as metrics; every method is called on the hot path, so keep them cheap. */
 export interface ProxyObserver {
+  /** A request received on `side` (counted before admission: rate-limited and denied ones too). */
   request(side: Side, method: string): void
+  /** A request sent out of `side` (forwarded, ACK, CANCEL). */
+  requestSent(side: Side, method: string): void
+  /** A response received on `side`. */
   response(side: Side, status: number): void
+  /** A response sent out of `side` (relayed or generated here). */
+  responseSent(side: Side, status: number): void
+  /** A response the edge generated itself (also counted by responseSent). */
+  localReply(status: number): void
   parseError(side: Side): void
-  refused(reason: 'relay' | 'token' | 'draining' | 'overload' | 'acl' | 'rate' | 'loop' | 'hops'): void
+  refused(reason: 'relay' | 'token' | 'draining' | 'overload' | 'acl' | 'rate' | 'loop' | 'hops', side: Side): void
   failover(from: Backend): void
+  /** A new INVITE taken for routing (a server transaction exists). */
+  callOffered(): void
+  /** A new INVITE answered 2xx: the dialog exists. */
   callStarted(backend: Backend | undefined, setupMs: number): void
+  /** A new INVITE ended with a final response >= 300 (including 487 after CANCEL). */
+  callFailed(status: number): void
   callEnded(backend: Backend | undefined, reason: string): void
   retransmission(): void
 }
 
 const NO_OBSERVER: ProxyObserver = {
   request() {},
+  requestSent() {},
   response() {},
+  responseSent() {},
+  localReply() {},
   parseError() {},
   refused() {},
   failover() {},
+  callOffered() {},
   callStarted() {},
+  callFailed() {},
   callEnded() {},
   retransmission() {},
 }
@@ -54,7 +77,8 @@ export interface ProxyOptions {
   secret: string
   /** Backend set for new calls from the public side when no hook chooses one. */
   defaultSet?: string
-  failover?: { maxTries?: number; inviteTimeoutMs?: number; codes?: readonly number[] }
+  /** timerCMs: a ringing INVITE branch is CANCELled after this long without a new provisional (default 181 s). */
+  failover?: { maxTries?: number; inviteTimeoutMs?: number; codes?: readonly number[]; timerCMs?: number }
   maxTransactions?: number
   maxDialogs?: number
   dialogTtlS?: number
@@ -70,6 +94,8 @@ export interface ProxyOptions {
   maskCallId?: boolean
   /** Source filters per side; requests from other sources are dropped (logged once per source). */
   filters?: { public?: SourceFilter; internal?: SourceFilter }
+  /** Scanner/toll-fraud defence: screens public requests, learns from the answers relayed to public sources. */
+  defence?: Defence
 }
 
 const RR_PARAM = 'sk'
@@ -89,20 +115,39 @@ export class Proxy {
 
   private readonly servers = new Map<string, ServerTx>()
   private readonly clients = new Map<string, ClientTx>()
-  private readonly maxTries: number
-  private readonly inviteTimeoutMs: number
-  private readonly failoverCodes: ReadonlySet<number>
+  private maxTries: number
+  private inviteTimeoutMs: number
+  private timerCMs: number
+  /**
+   * RFC 6026 timer L, past the 5 s hold of the full transaction: the keys of answered INVITEs, so that a copy
+   * retransmitted late is absorbed rather than taken for a new call. Their 2xx retransmissions meanwhile
+   * go by the Vias (received/rport filled in, topology hidden): see forwardStateless.
+   */
+  private readonly answered = new RecentSet(TIMER_L - WAIT)
+  private failoverCodes: ReadonlySet<number>
   private readonly maxTransactions: number
   private readonly defaultSet: string
   private readonly observer: ProxyObserver
   private readonly hooks: ProxyHooks
   private readonly fireServer = (tx: ServerTx, now: number): void => this.onServerTimer(tx, now)
   private readonly fireClient = (tx: ClientTx, now: number): void => this.onClientTimer(tx, now)
-  private readonly limiter: RateLimiter | undefined
-  private readonly rateReply: boolean
-  private readonly publicFilter: SourceFilter | undefined
-  private readonly internalFilter: SourceFilter | undefined
+  private limiter: RateLimiter | undefined
+  private rateReply: boolean
+  private publicFilter: SourceFilter | undefined
+  private internalFilter: SourceFilter | undefined
+  private readonly defence: Defence | undefined
   private readonly once: LogOnce
+  /** What the Refer-To / Replaces / 3xx rewrites need from the edge (bound once, not per message). */
+  private readonly rewriteCtx: RewriteContext = {
+    isInternal: (host) => this.isInternalHost(host),
+    isOwn: (host, port) => this.sides.isOwn(host, port),
+    sealContact: (uri, peer) => this.tokens.sealContact(uri, peer),
+    openContact: (token) => {
+      const c = this.tokens.openContact(token)
+      return typeof c === 'string' ? undefined : c.uri
+    },
+    crossCallId: (callId, inward) => this.crossEmbeddedCallId(callId, inward),
+  }
   /** Local tag for responses the edge itself generates (stable per process, enough to be unique per call). */
   private readonly localTag = newTag()
 
@@ -116,6 +161,7 @@ export class Proxy {
     this.tokens = new TokenCodec(opts.secret)
     this.maxTries = opts.failover?.maxTries ?? 3
     this.inviteTimeoutMs = opts.failover?.inviteTimeoutMs ?? 2000
+    this.timerCMs = opts.failover?.timerCMs ?? TIMER_C
     this.failoverCodes = new Set(opts.failover?.codes ?? [408, 500, 503])
     this.maxTransactions = opts.maxTransactions ?? 200_000
     this.defaultSet = opts.defaultSet ?? 'default'
@@ -126,6 +172,7 @@ export class Proxy {
     this.rateReply = rl?.action !== 'drop'
     this.publicFilter = opts.filters?.public?.active ? opts.filters.public : undefined
     this.internalFilter = opts.filters?.internal?.active ? opts.filters.internal : undefined
+    this.defence = opts.defence
     this.once = new LogOnce(log, 10_000, 60_000)
     this.dialogs = new DialogTable({
       max: opts.maxDialogs ?? 200_000,
@@ -142,6 +189,21 @@ export class Proxy {
     this.wheel.start()
   }
 
+  /** SIGHUP: what can change on a running proxy. Transactions in progress keep the values they started with. */
+  reconfigure(o: Pick<ProxyOptions, 'rateLimit' | 'filters' | 'failover' | 'maskCallId'>): void {
+    this.maxTries = o.failover?.maxTries ?? 3
+    this.inviteTimeoutMs = o.failover?.inviteTimeoutMs ?? 2000
+    this.timerCMs = o.failover?.timerCMs ?? TIMER_C
+    this.failoverCodes = new Set(o.failover?.codes ?? [408, 500, 503])
+    const rl = o.rateLimit
+    const same = rl && this.opts.rateLimit && rl.rps === this.opts.rateLimit.rps && rl.burst === this.opts.rateLimit.burst
+    if (!same) this.limiter = rl && rl.rps > 0 ? new RateLimiter(rl.rps, Math.max(1, rl.burst)) : undefined
+    this.rateReply = rl?.action !== 'drop'
+    this.publicFilter = o.filters?.public?.active ? o.filters.public : undefined
+    this.internalFilter = o.filters?.internal?.active ? o.filters.internal : undefined
+    Object.assign(this.opts, o)
+  }
+
   stop(): void {
     this.wheel.stop()
   }
@@ -150,9 +212,14 @@ export class Proxy {
     return this.servers.size + this.clients.size
   }
 
-  /** Calls still being set up or carried (for draining). */
+  /**
+   * Calls still being set up or carried (for draining): dialogs, and transactions still waiting for their
+   * final response. Finished transactions absorbing retransmissions (timers J/K, 5 s) do not hold a drain.
+   */
   get busy(): number {
-    return this.dialogs.size + this.servers.size
+    let pending = 0
+    for (const st of this.servers.values()) if (st.state < enumState.completed) pending++
+    return this.dialogs.size + pending
   }
 
   // ---------------------------------------------------------------- inbound entry points (transport handlers)
@@ -169,7 +236,7 @@ export class Proxy {
         this.once.warn('bad:' + inb.source.address, { err: err.message, src: inb.source.address, status: err.status }, 'bad message')
         if (inb.msg.isRequest && inb.msg.method !== 'ACK') {
           try {
-            this.replyTo(inb, err.status, shortReason(err))
+            this.replyTo(inb, err.status, shortReason(err), err.headers)
           } catch {
             // Not even a response can be built from it: drop.
           }
@@ -185,12 +252,28 @@ export class Proxy {
     const address = inb.source.address
     const filter = side === 'public' ? this.publicFilter : this.internalFilter
     if (filter && !filter.permits(address)) {
-      this.observer.refused('acl')
+      this.observer.request(side, inb.msg.method)
+      this.observer.refused('acl', side)
       this.once.warn('acl:' + address, { src: address, side }, 'source not allowed, dropping its requests')
       return false
     }
+    if (side === 'public' && this.defence) {
+      // Banned or fingerprinted: nothing more is done for it (no log per packet: the ban was logged once).
+      const verdict = this.defence.screen(inb.msg, address)
+      if (verdict !== 0) {
+        if (verdict === 2 && inb.msg.method !== 'ACK') {
+          try {
+            this.replyTo(inb, 403, 'Forbidden')
+          } catch {
+            // Too broken to answer: dropping is the answer.
+          }
+        }
+        return false
+      }
+    }
     if (side === 'public' && this.limiter && !this.limiter.allow(address, Date.now())) {
-      this.observer.refused('rate')
+      this.observer.request(side, inb.msg.method)
+      this.observer.refused('rate', side)
       this.once.warn('rate:' + address, { src: address }, 'source over its request rate, limiting')
       if (this.rateReply && inb.msg.method !== 'ACK') {
         try {
@@ -207,6 +290,7 @@ export class Proxy {
   /** Bytes that did not parse: answer 400 when enough of a request is there to build a response. */
   handleParseError(err: Error, buf: Buffer, source: Peer, listener: Listener, connId?: number): void {
     const side = this.sides.sideOf(listener, source)
+    if (side === 'public' && this.defence?.isBanned(source.address)) return
     this.observer.parseError(side)
     this.once.warn('bad:' + source.address, { err: err.message, src: source.address }, 'unparsable message')
     // A truncated or broken message cannot be answered reliably; a best-effort 400 needs Via/From/To/Call-ID/CSeq.
@@ -215,6 +299,8 @@ export class Proxy {
       if (!msg.isRequest || msg.method === 'ACK') return
       const status = err instanceof SipParseError ? err.status : 400
       const out = buildResponse(msg, status, shortReason(err))
+      this.observer.localReply(status)
+      this.observer.responseSent(side, status)
       this.transports.send(out, responseDestination(msg.via, source), listener, connId)
     } catch {
       // Not even the headers a response needs: drop silently (RFC 3261 §16.3 / §18.3).
@@ -227,6 +313,10 @@ export class Proxy {
     const flowGone = (err as { code?: string }).code === 'ENOTCONN'
     for (const ct of this.clients.values()) {
       if (ct.state !== enumState.trying || ct.target.port !== dest.port || ct.target.address !== dest.address) continue
+      if (ct.abandoned) {
+        this.completeClient(ct)
+        continue
+      }
       const fallback = ct.udpFallback
       if (fallback && dest.proto === 'tcp') {
         // The next hop takes no TCP: send the UDP copy of the same branch and go on with UDP timers.
@@ -268,24 +358,25 @@ export class Proxy {
     const key = serverKey(msg, method)
     const existing = this.servers.get(key)
     if (existing) return this.onRetransmission(existing, inb)
+    if (method === 'INVITE' && this.answered.has(key, Date.now())) return this.observer.retransmission()
 
     const mf = msg.maxForwards
     if (mf === 0) {
-      this.observer.refused('hops')
+      this.observer.refused('hops', side)
       return this.replyTo(inb, 483, 'Too Many Hops')
     }
     if (this.isLooped(msg)) {
-      this.observer.refused('loop')
+      this.observer.refused('loop', side)
       return this.replyTo(inb, 482, 'Loop Detected')
     }
     if (this.servers.size >= this.maxTransactions) {
-      this.observer.refused('overload')
+      this.observer.refused('overload', side)
       return this.replyTo(inb, 503, 'Service Unavailable', [['Retry-After', '5']])
     }
 
     const route = this.processRoutes(msg)
     if (route === 'forged') {
-      this.observer.refused('token')
+      this.observer.refused('token', side)
       return this.replyTo(inb, 403, 'Forbidden')
     }
     if (route === 'stale') return this.replyTo(inb, 404, 'Not Found')
@@ -304,10 +395,13 @@ export class Proxy {
     }
   }
 
-  /** A Via with one of our own sent-by values and a branch made from the same request means a loop. */
+  /**
+   * RFC 3261 §16.3 step 4: a Via of ours whose branch carries the hash of this very request means a loop;
+   * a Via of ours with another hash means a spiral (new Request-URI or route), which is forwarded.
+   */
   private isLooped(msg: SipMessage): boolean {
-    // The edge always writes its Via as host:port of a listener; finding one in the Via lines means the
-    // request has been here. A byte search per Via line: no Via list is built for the common case.
+    // The edge always writes its Via as host:port of a listener. A byte search per Via line first: no Via
+    // list is built and nothing is hashed for the common case of a request that has not been here.
     const buf = msg.buf
     const own = this.sides.listeners
     for (let i = msg.indexOf(H.Via); i >= 0; i = msg.indexOf(H.Via, i + 1)) {
@@ -317,11 +411,29 @@ export class Proxy {
         const hp = own[k]!.hostport
         for (let at = buf.indexOf(hp, start, 'latin1'); at >= 0 && at + hp.length <= end; at = buf.indexOf(hp, at + 1, 'latin1')) {
           const next = at + hp.length < end ? buf[at + hp.length]! : 0
-          if (next < 48 || next > 57) return true // not followed by another digit of a longer port
+          if (next < 48 || next > 57) return this.ownBranchMatches(msg) // not followed by another digit of a longer port
         }
       }
     }
     return false
+  }
+
+  private ownBranchMatches(msg: SipMessage): boolean {
+    const hash36 = loopHash(msg, this.unmasked(msg.callId)).toString(36)
+    for (const v of msg.vias) {
+      if (v.branch !== undefined && this.sides.isOwn(v.host, v.port) && branchCarries(v.branch, hash36)) return true
+    }
+    return false
+  }
+
+  /** The Call-ID a dialog has inside (a masked one unmasked), so that masking does not hide a loop. */
+  private plainCallId(callId: string): string {
+    return callId.startsWith(MASK_PREFIX) ? (this.tokens.unmaskCallId(callId) ?? callId) : callId
+  }
+
+  /** The unmasked Call-ID when `callId` is one of our masked ones, else undefined. */
+  private unmasked(callId: string): string | undefined {
+    return callId.startsWith(MASK_PREFIX) ? this.tokens.unmaskCallId(callId) : undefined
   }
 
   /**
@@ -330,7 +442,7 @@ export class Proxy {
    * state carried by our token, or none when the request did not carry one.
    */
   private processRoutes(msg: SipMessage): RouteState | 'forged' | 'stale' {
-    const state: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined }
+    const state: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined, strict: false }
     const routes = msg.has(H.Route) ? msg.routes : EMPTY
     let firstOther = 0
     const ruri = msg.uri
@@ -343,6 +455,15 @@ export class Proxy {
       const t = this.tokens.openRoute(ruri.params[RR_PARAM] as string)
       if (typeof t === 'string') return t
       state.token = t
+      // That last entry is the remote target; when it is one of our Contact aliases, it stands for the backend's.
+      const lu = last.uri
+      const ct = lu.params[CONTACT_PARAM]
+      if (typeof ct === 'string' && this.sides.isOwn(lu.host, lu.port)) {
+        const c = this.tokens.openContact(ct)
+        if (typeof c === 'string') return c
+        state.newRuri = c.uri
+        state.contact = c.peer
+      }
     } else if (ruriIsOwn && typeof ruri.params[CONTACT_PARAM] === 'string') {
       const c = this.tokens.openContact(ruri.params[CONTACT_PARAM] as string)
       if (typeof c === 'string') return c
@@ -396,13 +517,32 @@ export class Proxy {
     return fromInternal ? { target: flows.external, outSide: 'public' } : { target: flows.internal, outSide: 'internal' }
   }
 
+  /**
+   * The rest of the route set (RFC 3261 §16.12): once the edge's own Route entries are popped, a request going
+   * out to the public side goes to the next entry (a carrier's SBC), not to the flow in our token. A strict
+   * router there (no `lr`) gets the Request-URI/Route swap of §16.6 step 6. Toward the inside the token
+   * decides: a public client cannot steer a request to another internal host with a Route of its own.
+   * Undefined: no next entry, or one that names no IP literal (no DNS while forwarding).
+   */
+  private routeSetHop(route: RouteState, outSide: Side): Peer | undefined {
+    const next = route.nextRoute
+    if (!next || outSide !== 'public') return undefined
+    const peer = peerFromUri(next.uri)
+    if (peer) route.strict = isStrictRoute(next)
+    return peer
+  }
+
   /** The routing edits every forwarded request gets: R-URI, Call-ID across sides, our Routes off, Max-Forwards - 1. */
   private applyRouting(msg: SipMessage, ed: MessageEditor, route: RouteState): void {
-    if (route.newRuri !== undefined) ed.setRequestUri(route.newRuri)
+    if (route.strict) rewriteRoutes(msg, ed, route.popped, route.newRuri ?? msg.requestUri)
+    else {
+      if (route.newRuri !== undefined) ed.setRequestUri(route.newRuri)
+      rewriteRoutes(msg, ed, route.popped, undefined)
+    }
     if (route.callId !== undefined) ed.setHeader(H.CallId, route.callId)
-    for (const r of route.popped) ed.removeElement(r)
     const mf = msg.maxForwards
-    ed.setMaxForwards(mf === undefined ? 69 : Math.min(mf, 256) - 1)
+    // RFC 3261 §16.6 step 3: a request without Max-Forwards gets one, 70.
+    ed.setMaxForwards(mf === undefined ? 70 : Math.min(mf, 256) - 1)
   }
 
   private forwardInDialog(inb: Inbound, side: Side, route: RouteState, key: string): void {
@@ -414,11 +554,12 @@ export class Proxy {
     if (hop) {
       target = hop.target
       outSide = hop.outSide
+      route.flow = outSide === 'public' // the public party's flow, as recorded when the dialog was created
     } else {
       // No token and no dialog: a request addressed past us.
       if (route.nextRoute || !this.sides.isOwn(msg.uri.host, msg.uri.port)) {
         if (side === 'public') {
-          this.observer.refused('relay')
+          this.observer.refused('relay', side)
           return this.replyTo(inb, 403, 'Forbidden')
         }
         target = peerFromUri(route.nextRoute ? route.nextRoute.uri : msg.uri)
@@ -428,13 +569,16 @@ export class Proxy {
         return this.replyTo(inb, 481, 'Call/Transaction Does Not Exist')
       }
     }
-    if (route.nextRoute && outSide === 'public' && !t) {
-      const next = peerFromUri(route.nextRoute.uri)
-      if (next) target = next
+    const next = this.routeSetHop(route, outSide)
+    if (next) {
+      target = next
+      route.flow = false
     }
     route.callId = this.crossCallId(msg, outSide, t?.outbound ?? false)
     const st = this.newServerTx(inb, side, key)
     if (route.callId && outSide === 'internal') st.maskedCallId = true
+    // §17.2.1 / §16.2: a re-INVITE gets its 100 Trying from the edge, or the sender retransmits until the far end rings.
+    if (msg.method === 'INVITE') this.sendProvisional(st, 100, 'Trying')
     this.sendDownstream(st, inb, outSide, target, route, undefined)
     if (msg.method === 'BYE') this.dialogs.end(outSide === 'internal' && route.callId ? route.callId : msg.callId)
   }
@@ -447,14 +591,14 @@ export class Proxy {
     const ruriIsOwn = this.sides.isOwn(msg.uri.host, msg.uri.port)
     if (side === 'public' && (route.nextRoute || (!ruriIsOwn && !route.token))) {
       // Routed past us, or not for us and not in a dialog we know: never relay for the outside.
-      this.observer.refused('relay')
+      this.observer.refused('relay', side)
       return this.replyTo(inb, 403, 'Forbidden')
     }
     if (method === 'OPTIONS' && ruriIsOwn && msg.uri.user === undefined) {
       return this.replyTo(inb, 200, 'OK', [['Allow', ALLOW], ['Accept', 'application/sdp']])
     }
     if (this.draining && method === 'INVITE') {
-      this.observer.refused('draining')
+      this.observer.refused('draining', side)
       return this.replyTo(inb, 503, 'Service Unavailable', [['Retry-After', String(this.opts.retryAfterS ?? 30)]])
     }
 
@@ -469,8 +613,18 @@ export class Proxy {
     }
 
     const st = this.newServerTx(inb, side, key)
-    if (method === 'INVITE') this.sendProvisional(st, 100, 'Trying')
+    if (method === 'INVITE') {
+      this.observer.callOffered()
+      this.sendProvisional(st, 100, 'Trying')
+    }
 
+    if (route.contact && !ctx?.target && !ctx?.backend) {
+      // The Request-URI is an alias the edge handed out (an internal 3xx Contact, a Refer-To target, a
+      // backend's Contact): straight to the internal target it stands for, with its URI restored. Not
+      // dispatched: the backend that redirected or referred chose that target.
+      this.sendDownstream(st, inb, 'internal', route.contact, route, ctx?.edit, this.backendAt(route.contact))
+      return
+    }
     if (ctx?.target || goesOut) {
       const target = ctx?.target ?? this.opts.trunk ?? (route.nextRoute ? peerFromUri(route.nextRoute.uri) : peerFromUri(msg.uri))
       if (!target) return this.finalLocal(st, 404, 'Not Found')
@@ -479,9 +633,41 @@ export class Proxy {
       return
     }
     st.set = ctx?.set ?? this.defaultSet
-    const forced = ctx?.backend
+    let forced = ctx?.backend
     st.hookEdit = ctx?.edit
+    if (!forced && method === 'INVITE') {
+      // RFC 3891: an INVITE with Replaces (attended transfer, call pickup) must reach the backend that holds
+      // the replaced dialog, whatever the set's algorithm would pick.
+      const replaced = this.replacedDialog(msg)
+      if (replaced) {
+        forced = replaced.backend ?? this.backendAt(replaced.internal)
+        if (!forced) {
+          this.sendDownstream(st, inb, 'internal', replaced.internal, NO_ROUTE, ctx?.edit)
+          return
+        }
+      }
+    }
     if (!this.tryBackend(st, forced, ctx?.edit)) this.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
+  }
+
+  /** The dialog an INVITE's Replaces header names (its Call-ID unmasked), if the dialog table holds it. */
+  private replacedDialog(msg: SipMessage): Dialog | undefined {
+    const callId = replacesCallId(msg)
+    return callId === undefined ? undefined : this.dialogs.get(this.plainCallId(callId))
+  }
+
+  /** The configured backend at this address, if any (to count its calls). */
+  private backendAt(peer: Peer): Backend | undefined {
+    // Backends are reached over UDP or TCP only (discovery/backend_uri.ts).
+    if (peer.proto !== 'udp' && peer.proto !== 'tcp') return undefined
+    return this.dispatcher.byKey(targetKey({ proto: peer.proto, host: peer.address, port: peer.port }))
+  }
+
+  /** Call-IDs inside Replaces / Refer-To (RFC 3891): restored going in; a backend-created dialog's masked going out. */
+  private crossEmbeddedCallId(callId: string, inward: boolean): string | undefined {
+    if (inward) return callId.startsWith(MASK_PREFIX) ? this.tokens.unmaskCallId(callId) : undefined
+    if (!this.opts.maskCallId || this.dialogs.get(callId)?.direction !== 'out') return undefined
+    return this.tokens.maskCallId(callId)
   }
 
   /** Picks the next backend (excluding those tried) and forwards to it; false when none is left. */
@@ -527,7 +713,13 @@ export class Proxy {
     this.applyRouting(msg, ed, route)
 
     const leavingInside = st.side === 'internal' && outSide === 'public'
-    if (leavingInside) this.hideInternal(msg, ed, st, listener, target)
+    if (leavingInside) this.hideInternal(msg, ed, st, listener, target, route.strict)
+    else fillReceived(msg, ed, inb.source)
+    if (st.side !== outSide && (leavingInside || st.method === 'INVITE' || st.method === 'REFER')) {
+      // Refer-To, Referred-By, Replaces: rewritten across the sides, never dropped (RFC 3515 §2.4.1, RFC 3891).
+      // Outward on every method, as the scrub no longer removes them.
+      rewriteTransferHeaders(msg, ed, leavingInside, listener, this.rewriteCtx)
+    }
 
     const method = st.method
     if (isDialogCreating(method) && msg.toTag === undefined) {
@@ -544,14 +736,18 @@ export class Proxy {
         ed.prependHeader('Record-Route', recordRoute(listener, token))
       }
     }
-    const branch = newBranch()
+    // The branch carries the hash of the request as received (R-URI, Route, tags, Call-ID, CSeq): §16.6 step 8.
+    const branch = loopBranch(loopHash(msg, outSide === 'internal' && route.callId !== undefined ? route.callId : this.unmasked(msg.callId)))
     let out: Buffer
     let via = listener
     let dest = target
     let udpCopy: Buffer | undefined
     // RFC 3261 §18.1.1: a request larger than the MTU allows goes over TCP when this side has a TCP listener.
     // The UDP copy is kept: many Asterisks listen on UDP only, and a refused connection falls back to it.
-    const tcp = target.proto === 'udp' && this.transports.exceedsUdpMtu(msg.end - msg.start + 300) ? this.sides.listenerFor(outSide, 'tcp') : undefined
+    // Not toward a client's own UDP flow (route.flow): behind NAT it takes no connection, and each attempt
+    // would stall for the connect timeout; there the request goes over UDP, fragmented (Kamailio's udp_mtu
+    // does the same only for next hops it is configured to try).
+    const tcp = target.proto === 'udp' && !route.flow && this.transports.exceedsUdpMtu(msg.end - msg.start + 300) ? this.sides.listenerFor(outSide, 'tcp') : undefined
     if (tcp) {
       udpCopy = ed.clone().prependHeader('Via', viaValue(listener, branch)).toBuffer()
       if (this.transports.exceedsUdpMtu(udpCopy.length)) {
@@ -578,24 +774,26 @@ export class Proxy {
     }
     ct.timeoutAt = now + (method === 'INVITE' ? (backend ? this.inviteTimeoutMs : TIMER_B) : FR_TIMER)
     this.armClient(ct, now)
+    this.observer.requestSent(outSide, method)
     this.transports.send(out, dest, via)
     return true
   }
 
   /** Toward the public side from inside: drop internal Vias (restored on the way back), hide the rest. */
-  private hideInternal(msg: SipMessage, ed: MessageEditor, st: ServerTx, listener: Listener, target: Peer): void {
+  private hideInternal(msg: SipMessage, ed: MessageEditor, st: ServerTx, listener: Listener, target: Peer, strict: boolean): void {
     const parts: string[] = []
     for (const v of msg.vias) parts.push(v.raw)
     st.hiddenVias = parts.join(', ')
-    this.hideOutgoing(msg, ed, st.source, listener, target)
+    this.hideOutgoing(msg, ed, st.source, listener, target, strict)
   }
 
   /**
    * What a request from inside must not show outside: its Vias, Record-Routes and Contact (replaced by an
    * edge alias), internal hosts in From/To and in the request-URI (replaced by the edge or the next hop),
-   * and any other header naming an internal address.
+   * and any other header naming an internal address. `strict`: the Request-URI was swapped into Route for a
+   * strict router (§16.6 step 6); it is the remote target of a dialog then, and is left alone.
    */
-  private hideOutgoing(msg: SipMessage, ed: MessageEditor, from: Peer, listener: Listener, target: Peer): void {
+  private hideOutgoing(msg: SipMessage, ed: MessageEditor, from: Peer, listener: Listener, target: Peer, strict = false): void {
     ed.removeHeaders(H.Via)
     if (msg.has(H.RecordRoute)) ed.removeHeaders(H.RecordRoute)
     if (msg.has(H.Contact) && !msg.contactStar) {
@@ -607,7 +805,7 @@ export class Proxy {
     this.hideHost(msg, ed, H.To, listener, source)
     const ruri = msg.uri
     const host = bareHost(ruri.host)
-    if (host === source || this.isInternalHost(host)) {
+    if (!strict && (host === source || this.isInternalHost(host))) {
       // A request-URI naming the edge's internal address or the sender (a call sent to the trunk) gets the next hop.
       const at = msg.requestUri.indexOf('@')
       const user = at >= 0 ? msg.requestUri.slice(msg.requestUri.indexOf(':') + 1, at + 1) : ''
@@ -631,7 +829,8 @@ export class Proxy {
     }
     if (!hit) return
     for (let i = 0; i < msg.headerCount; i++) {
-      if (KEPT_BY_SCRUB.has(msg.headerId(i))) continue
+      const id = msg.headerId(i)
+      if (KEPT_BY_SCRUB.has(id) || (id === H.Other && isReplaces(msg, i))) continue
       const v = msg.headerValue(i)
       for (const h of hosts) {
         if (containsAddress(v, h)) {
@@ -689,17 +888,19 @@ export class Proxy {
     if (typeof route === 'string') return
     const hop = this.dialogHop(inb, side, route)
     if (!hop) return
-    const { target, outSide } = hop
+    const { outSide } = hop
+    const target = this.routeSetHop(route, outSide) ?? hop.target
     const listener = this.sides.listenerFor(outSide, target.proto)
     if (!listener) return
     const ed = msg.edit()
     route.callId = this.crossCallId(msg, outSide, route.token?.outbound ?? false)
     this.applyRouting(msg, ed, route)
     // Stateless: the internal Vias need not come back (an ACK has no response), so they just go.
-    if (outSide === 'public' && side === 'internal') this.hideOutgoing(msg, ed, inb.source, listener, target)
+    if (outSide === 'public' && side === 'internal') this.hideOutgoing(msg, ed, inb.source, listener, target, route.strict)
     // Stateless branch: derived from the incoming one so retransmitted ACKs keep the same branch (§16.11).
     const branch = 'z9hG4bKs' + fnv1a(msg.topViaBranch ?? msg.callId).toString(36)
     ed.prependHeader('Via', viaValue(listener, branch))
+    this.observer.requestSent(outSide, 'ACK')
     this.transports.send(ed.toBuffer(), target, listener)
   }
 
@@ -710,6 +911,7 @@ export class Proxy {
     this.replyTo(inb, 200, 'OK')
     if (st.lastStatus >= 200 || st.cancelled) return
     st.cancelled = true
+    if (msg.has(H.Reason)) st.cancelReasons = msg.getHeaders(H.Reason)
     const ct = st.client
     if (!ct) return
     // RFC 3261 §9.1: CANCEL only once the branch sent a provisional response; until then, hold it.
@@ -720,11 +922,19 @@ export class Proxy {
   private sendCancel(ct: ClientTx): void {
     if (!ct.out) return
     const invite = parseMessage(ct.out)
-    this.transports.send(buildCancel(invite), ct.target, ct.listener)
+    this.observer.requestSent(ct.backend ? 'internal' : this.sides.sideOf(ct.listener, ct.target), 'CANCEL')
+    this.transports.send(buildCancel(invite, ct.server?.cancelReasons), ct.target, ct.listener)
     ct.cancelPending = false
+    ct.cancelSent = true
     // If the backend never answers the CANCEL with a 487, timer C / B ends the INVITE with a 487 upstream.
     ct.timeoutAt = Date.now() + 64 * T1
     this.armClient(ct, Date.now())
+  }
+
+  /** §16.7 step 10: a 2xx on one branch ends the others: CANCEL now if it rang, else as soon as it does. */
+  private cancelBranch(ct: ClientTx): void {
+    if (ct.state === enumState.proceeding && !ct.cancelSent) this.sendCancel(ct)
+    else if (ct.state === enumState.trying) ct.cancelPending = true
   }
 
   // ---------------------------------------------------------------- responses
@@ -748,20 +958,32 @@ export class Proxy {
     if (ct.state >= enumState.completed) {
       if (ct.state === enumState.completed && ct.isInvite && status >= 300 && ct.ackForNon2xx) {
         this.transports.send(ct.ackForNon2xx, ct.target, ct.listener) // response retransmitted: our ACK got lost
-      } else if (ct.state === enumState.accepted && status < 300 && status >= 200 && st) {
-        this.relayResponse(st, ct, msg) // 2xx retransmission: pass it on, end to end (RFC 6026)
+      } else if (ct.isInvite && status < 300 && status >= 200 && st) {
+        // A 2xx retransmission (RFC 6026), or a 2xx on a branch already finished otherwise: pass it on, end to end.
+        this.relayResponse(st, ct, msg)
       }
       return
     }
 
     if (status < 200) {
+      if (ct.abandoned) {
+        // A branch given up on rings after all: the CANCEL held back for it goes now (§9.1); nothing goes upstream.
+        ct.state = enumState.proceeding
+        if (ct.cancelPending) this.sendCancel(ct)
+        return
+      }
+      const now = Date.now()
       if (ct.state === enumState.trying) {
         ct.state = enumState.proceeding
         ct.retransAt = 0
         // After a provisional, the call is alive on this backend: no more failover, timer C bounds the wait.
-        ct.timeoutAt = Date.now() + (ct.isInvite ? TIMER_C : TIMER_B)
-        this.armClient(ct, Date.now())
+        ct.timeoutAt = now + (ct.isInvite ? this.timerCMs : TIMER_B)
+        this.armClient(ct, now)
         if (ct.backend) this.dispatcher.reportSuccess(ct.backend)
+      } else if (status > 100 && ct.isInvite && !ct.cancelSent) {
+        // §16.7 step 2: every provisional above 100 restarts timer C (announcements and queues ring for minutes).
+        ct.timeoutAt = now + this.timerCMs
+        this.armClient(ct, now)
       }
       if (ct.cancelPending) this.sendCancel(ct)
       if (status === 100 || !st || st.lastStatus >= 200) return
@@ -775,11 +997,17 @@ export class Proxy {
       if (ct.isInvite) {
         ct.state = enumState.accepted
         ct.out = undefined
-        this.wheel.arm(ct, WAIT) // keep the branch for 2xx retransmissions, then forget it
-        if (st) this.callEstablished(st, ct)
+        ct.udpFallback = undefined
+        this.wheel.arm(ct, WAIT) // keep the branch for 2xx retransmissions, then forget it (they go by the Vias)
+        if (st) {
+          this.callEstablished(st, ct)
+          // §16.7 step 10: the call is answered here; a branch still pending elsewhere is cancelled.
+          if (st.client && st.client !== ct && st.client.state < enumState.completed) this.cancelBranch(st.client)
+        }
       } else {
         this.completeClient(ct)
       }
+      // §16.7 step 5: a 2xx is relayed at once, whichever branch it comes from, even after another final response.
       if (st) this.relayResponse(st, ct, msg)
       return
     }
@@ -790,7 +1018,8 @@ export class Proxy {
       this.transports.send(ct.ackForNon2xx, ct.target, ct.listener)
     }
     this.completeClient(ct)
-    if (!st || st.lastStatus >= 200) return
+    // An abandoned branch's final answer (the 487 to our CANCEL, most often) ends with our ACK.
+    if (!st || st.lastStatus >= 200 || st.client !== ct) return
     if (ct.backend && this.failoverCodes.has(status) && st.set !== undefined && !st.cancelled) {
       this.dispatcher.reportFailure(ct.backend, String(status))
       this.rememberBest(st, msg)
@@ -801,6 +1030,12 @@ export class Proxy {
     this.relayResponse(st, ct, msg)
   }
 
+  /**
+   * A 2xx whose branch is gone (a retransmission after the 5 s hold, another edge's, or from before a restart):
+   * relayed by the next Via (§16.7, §18.2.2 with the received/rport the edge filled in), with the topology
+   * hiding of the stateful path when it leaves a backend for the public side. Requests from inside left with
+   * the edge's Via alone: their responses cannot be relayed without the transaction.
+   */
   private forwardStateless(inb: Inbound, msg: SipMessage): void {
     const vias = msg.vias
     const next = vias[1]
@@ -811,7 +1046,18 @@ export class Proxy {
     // It goes back the way the request came: out of the other side in the two-sided setup.
     const listener = this.sides.listenerFor(inb.listener.spec.side === 'internal' ? 'public' : 'internal', proto)
     if (!listener) return
-    this.transports.send(msg.edit().removeTopVia().toBuffer(), { proto, address, port }, listener)
+    const dest: Peer = { proto, address, port }
+    const ed = msg.edit().removeTopVia()
+    if (this.sides.sideOf(inb.listener, inb.source) === 'internal' && this.sides.sideOf(listener, dest) === 'public') {
+      if (msg.has(H.Contact) && !msg.contactStar && msg.contacts[0]) {
+        ed.setHeader(H.Contact, this.contactAlias(msg.contacts[0], inb.source, listener))
+      }
+      this.trimRecordRoute(msg, ed, 'public')
+      this.scrubInternal(msg, ed)
+      // In a dialog a backend placed (a carrier's re-INVITE answered), the Call-ID is masked outside.
+      if (this.opts.maskCallId && this.dialogs.get(msg.callId)?.direction === 'out') ed.setHeader(H.CallId, this.tokens.maskCallId(msg.callId))
+    }
+    this.transports.send(ed.toBuffer(), dest, listener)
   }
 
   private rememberBest(st: ServerTx, msg: SipMessage): void {
@@ -830,13 +1076,21 @@ export class Proxy {
     ed.removeTopVia()
     if (st.hiddenVias) ed.prependHeader('Via', st.hiddenVias)
     const toPublic = st.side === 'public'
+    // The defence learns from what the inside answers the outside (the request tells whether it had credentials).
+    if (toPublic && this.defence && st.request) this.defence.observe(st.request, st.source.address, msg.status)
     if (st.maskedCallId) ed.setHeader(H.CallId, this.tokens.maskCallId(msg.callId))
     else if (!toPublic && msg.callId.startsWith(MASK_PREFIX)) {
       const original = this.tokens.unmaskCallId(msg.callId)
       if (original !== undefined) ed.setHeader(H.CallId, original)
     }
     if (toPublic && ct.target && this.isInternalPeer(ct)) {
-      if (msg.has(H.Contact) && !msg.contactStar && msg.contacts[0]) {
+      if (msg.status >= 300 && msg.status < 400) {
+        // A redirect is relayed, not recursed: the caller (or Asterisk's Transfer() on a ringing channel)
+        // chooses among the targets, and recursing would let a backend steer calls anywhere from the edge.
+        // External targets stay as they are; internal ones become aliases that the edge opens again when
+        // the caller sends its new INVITE there, so following the redirect reaches the right container.
+        if (msg.has(H.Contact) && !msg.contactStar) redirectContacts(msg, ed, st.listener, this.rewriteCtx)
+      } else if (msg.has(H.Contact) && !msg.contactStar && msg.contacts[0]) {
         ed.setHeader(H.Contact, this.contactAlias(msg.contacts[0], ct.target, st.listener))
       }
       this.trimRecordRoute(msg, ed, 'public')
@@ -913,6 +1167,8 @@ export class Proxy {
     if (!st.request) return
     const out = buildResponse(st.request, status, reason)
     st.lastResponse = out
+    this.observer.localReply(status)
+    this.observer.responseSent(st.side, status)
     this.transports.send(out, st.responseDest, st.listener, st.connId)
   }
 
@@ -929,23 +1185,32 @@ export class Proxy {
     const opts: { toTag?: string; headers?: Array<[string, string]> } = {}
     if (st.request.toTag === undefined) opts.toTag = this.localTag
     if (headers) opts.headers = headers
+    this.observer.localReply(status)
     this.sendUpstream(st, status, buildResponse(st.request, status, reason, opts))
   }
 
   /** Sends a response upstream and moves the server transaction on (RFC 3261 §17.2 and RFC 6026). */
   private sendUpstream(st: ServerTx, status: number, out: Buffer): void {
+    this.observer.responseSent(st.side, status)
+    if (status >= 300 && st.isInvite && st.lastStatus < 200 && st.request?.toTag === undefined) this.observer.callFailed(status)
     this.transports.send(out, st.responseDest, st.listener, st.connId)
     if (status < 200) {
       st.lastResponse = out
       st.lastStatus = status
       return
     }
+    // Accepted already (or forgotten): further 2xx (retransmissions, another branch's answer) only pass through.
+    if (st.state >= enumState.accepted) return
     if (st.lastStatus >= 200 && !(status < 300 && st.isInvite)) return
     st.lastStatus = status
     st.lastResponse = out
+    st.hookEdit = undefined
+    st.bestResponse = undefined
+    st.tried = undefined
     this.wheel.disarm(st)
     if (st.isInvite && status < 300) {
-      // Accepted: absorb retransmitted INVITEs for 64*T1, let the end-to-end 2xx retransmissions through.
+      // Accepted (RFC 6026): absorb retransmitted INVITEs, let the end-to-end 2xx retransmissions through;
+      // after WAIT, only the key stays, in `answered`, for the rest of timer L.
       st.state = enumState.accepted
       st.request = undefined
       st.lastResponse = undefined
@@ -961,18 +1226,23 @@ export class Proxy {
       st.request = undefined
       this.wheel.arm(st, st.reliable ? 0 : WAIT) // timer J
     }
-    if (st.client && st.client.state < enumState.completed && status >= 300) this.completeClient(st.client)
+    // A branch left pending ends with the answer, unless abandoned: that one still owes a CANCEL or an ACK.
+    if (st.client && st.client.state < enumState.completed && !st.client.abandoned && status >= 300) this.completeClient(st.client)
   }
 
   private onServerTimer(st: ServerTx, now: number): void {
-    if (st.state === enumState.completed && st.isInvite && !st.reliable && now < st.giveUpAt && st.lastResponse) {
+    // A banned source gets no more retransmissions (and the transaction is freed now).
+    const banned = st.side === 'public' && this.defence !== undefined && this.defence.isBanned(st.source.address)
+    if (st.state === enumState.completed && st.isInvite && !st.reliable && now < st.giveUpAt && st.lastResponse && !banned) {
       // Timer G: the ACK has not come; send the final response again.
       this.transports.send(st.lastResponse, st.responseDest, st.listener, st.connId)
       st.retransMs = Math.min(st.retransMs * 2, T2)
       this.wheel.arm(st, st.retransMs)
       return
     }
-    this.servers.delete(st.key)
+    if (st.state === enumState.accepted) this.answered.add(st.key, now)
+    if (this.servers.get(st.key) === st) this.servers.delete(st.key)
+    st.state = enumState.terminated
     st.client = undefined
   }
 
@@ -998,10 +1268,24 @@ export class Proxy {
       return
     }
     if (now >= ct.timeoutAt) {
-      if (ct.state === enumState.proceeding && ct.isInvite && !ct.cancelPending && ct.server && !ct.server.cancelled) {
-        // Timer C fired on a ringing call: cancel it downstream, answer 408 upstream.
+      if (ct.abandoned) {
+        // Timer B (or the CANCEL's own bound) on a branch nobody waits for any more.
+        this.completeClient(ct)
+        return
+      }
+      if (ct.isInvite && ct.state === enumState.proceeding && !ct.cancelSent) {
+        // Timer C (§16.8): CANCEL the ringing branch and answer 408 upstream; the branch stays to ACK the
+        // 487 that answers the CANCEL (§17.1.1.3) or to pass a 2xx that crossed it.
         this.sendCancel(ct)
-        this.clientFailed(ct, 'timer C', 408)
+        this.abandon(ct, now)
+        this.branchFailed(ct, 'timer C', 408, false)
+        return
+      }
+      if (ct.isInvite && ct.state === enumState.trying && ct.backend) {
+        // Failover timer: the backend may still answer. No CANCEL before a provisional (§9.1): it waits for one.
+        ct.cancelPending = true
+        this.abandon(ct, now)
+        this.branchFailed(ct, 'timeout', 408, true)
         return
       }
       this.clientFailed(ct, ct.state === enumState.trying ? 'timeout' : 'no final response', 408)
@@ -1010,13 +1294,32 @@ export class Proxy {
     this.armClient(ct, now)
   }
 
+  /** Detach a pending INVITE branch from its server transaction's wait; it lives on until timer B. */
+  private abandon(ct: ClientTx, now: number): void {
+    ct.abandoned = true
+    ct.retransAt = 0
+    if (!ct.cancelSent) ct.timeoutAt = now + TIMER_B
+    this.armClient(ct, now)
+  }
+
   /** The branch produced no usable answer (timeout or transport error): fail over or answer upstream. */
   private clientFailed(ct: ClientTx, why: string, status: number): void {
-    const st = ct.server
     const wasTrying = ct.state === enumState.trying
     this.completeClient(ct)
-    if (!st || st.lastStatus >= 200) return
+    this.branchFailed(ct, why, status, wasTrying)
+  }
+
+  /** What the server transaction does when its current branch failed: the next backend, or a final response. */
+  private branchFailed(ct: ClientTx, why: string, status: number, wasTrying: boolean): void {
+    const st = ct.server
+    if (!st || st.lastStatus >= 200 || st.client !== ct) return
     if (st.cancelled) return this.finalLocal(st, 487, 'Request Terminated')
+    if (status === 408 && !st.isInvite) {
+      // RFC 4320 §4.2: no 408 to a non-INVITE request. Its sender gave up at the same moment (timer F), so
+      // neither another backend nor any answer would reach it: the transaction just ends.
+      if (ct.backend) this.dispatcher.reportFailure(ct.backend, why)
+      return this.dropServer(st)
+    }
     if (ct.backend) {
       this.dispatcher.reportFailure(ct.backend, why)
       if (wasTrying && st.set !== undefined) {
@@ -1028,6 +1331,15 @@ export class Proxy {
     }
     if (st.method === 'ACK') return
     this.finalLocal(st, status, status === 408 ? 'Request Timeout' : status === 430 ? 'Flow Failed' : 'Service Unavailable')
+  }
+
+  private dropServer(st: ServerTx): void {
+    this.wheel.disarm(st)
+    this.servers.delete(st.key)
+    st.state = enumState.terminated
+    st.request = undefined
+    st.hookEdit = undefined
+    st.client = undefined
   }
 
   private completeClient(ct: ClientTx): void {
@@ -1049,7 +1361,8 @@ export class Proxy {
     if (status > 100 && msg.toTag === undefined) opts.toTag = this.localTag
     if (headers) opts.headers = headers
     const out = buildResponse(msg, status, reason, opts)
-    this.observer.response(this.sides.sideOf(inb.listener, inb.source), status)
+    this.observer.localReply(status)
+    this.observer.responseSent(this.sides.sideOf(inb.listener, inb.source), status)
     this.transports.send(out, responseDestination(msg.via, inb.source), inb.listener, inb.connId)
   }
 
@@ -1059,11 +1372,16 @@ export class Proxy {
     for (const ct of this.clients.values()) this.wheel.disarm(ct)
     this.servers.clear()
     this.clients.clear()
+    this.answered.clear()
     this.dialogs.clear()
   }
 }
 
 interface RouteState {
+  /** The target is the public party's own flow from the dialog (no UDP to TCP switch toward it). */
+  flow?: boolean
+  /** The next hop is a strict router from the route set: swap Request-URI and Route (§16.6 step 6). */
+  strict: boolean
   token: RouteToken | undefined
   /** Route entries of ours to remove (and the strict-router one). */
   popped: NameAddr[]
@@ -1077,7 +1395,7 @@ interface RouteState {
 }
 
 const EMPTY: NameAddr[] = []
-const NO_ROUTE: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined }
+const NO_ROUTE: RouteState = { token: undefined, popped: [], newRuri: undefined, contact: undefined, callId: undefined, strict: false }
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY, SUBSCRIBE, MESSAGE, PRACK, REGISTER'
 
 function isDialogCreating(method: string): boolean {
@@ -1113,6 +1431,9 @@ function fromUserOf(msg: SipMessage): string {
  */
 const KEPT_BY_SCRUB = new Set<number>([
   H.Via, H.Contact, H.RecordRoute, H.Route, H.From, H.To, H.CallId, H.CSeq, H.MaxForwards, H.ContentLength, H.ContentType,
+  // A REFER without Refer-To is refused (RFC 3515 §2.4.1); Referred-By is copied into the triggered INVITE
+  // (RFC 3892): both are rewritten by rewriteTransferHeaders instead (Replaces too, tested by name).
+  H.ReferTo, H.ReferredBy,
 ])
 
 /** `host` appears in `text` as a whole address: 127.0.8.2 is not in 127.0.8.20 nor in 10.127.0.8.2. */

@@ -104,9 +104,14 @@ export function buildResponse(req: SipMessage, status: number, reason?: string,
   return finish(head, opts?.body)
 }
 
-/** CANCEL for an INVITE as sent on one branch (§9.1): same R-URI, top Via, Route, From, To, Call-ID, CSeq number. */
-export function buildCancel(invite: SipMessage): Buffer {
-  return sameBranch('CANCEL', invite, invite)
+/**
+ * CANCEL for an INVITE as sent on one branch (§9.1): same R-URI, top Via, Route, From, To, Call-ID, CSeq number;
+ * `reasons`: Reason header values to carry (RFC 3326), e.g. those of the CANCEL a proxy received.
+ */
+export function buildCancel(invite: SipMessage, reasons?: readonly string[]): Buffer {
+  let extra = ''
+  if (reasons) for (const r of reasons) extra += line('Reason', r)
+  return sameBranch('CANCEL', invite, invite, extra)
 }
 
 /** ACK for a non-2xx final response (§17.1.1.3): To from the response (its tag), rest from the INVITE. */
@@ -115,7 +120,7 @@ export function buildAck(invite: SipMessage, response: SipMessage): Buffer {
 }
 
 /** A request on the INVITE's own branch (CANCEL, non-2xx ACK): its top Via only, To taken from `toFrom`. */
-function sameBranch(method: string, invite: SipMessage, toFrom: SipMessage): Buffer {
+function sameBranch(method: string, invite: SipMessage, toFrom: SipMessage, extra = ''): Buffer {
   let head = method + ' ' + invite.requestUri + ' SIP/2.0\r\n'
   head += 'Via: ' + invite.via.raw + '\r\n' // only the top element: the branch concerned
   head += 'Max-Forwards: 70\r\n'
@@ -124,7 +129,7 @@ function sameBranch(method: string, invite: SipMessage, toFrom: SipMessage): Buf
   head += copyFirst(toFrom, H.To)
   head += copyFirst(invite, H.CallId)
   head += 'CSeq: ' + invite.cseq.seq + ' ' + method + '\r\n'
-  return finish(head)
+  return finish(head + extra)
 }
 
 /** OPTIONS keep-alive / health probe. */

@@ -4,9 +4,12 @@
  */
 export class SipParseError extends Error {
   readonly status: number
-  constructor(message: string, status = 400) {
+  /** Header lines the response must carry (e.g. `Unsupported` with a 420, RFC 3261 §16.3 step 5). */
+  readonly headers: Array<[string, string]> | undefined
+  constructor(message: string, status = 400, headers?: Array<[string, string]>) {
     super(message)
     this.name = 'SipParseError'
     this.status = status
+    this.headers = headers
   }
 }

@@ -53,14 +53,23 @@ export function validateRequest(msg: SipMessage, opts?: ValidateOptions): void {
   const schemes = opts?.schemes ?? DEFAULT_SCHEMES
   if (!schemes.includes(uri.scheme)) throw new SipParseError(`unsupported URI scheme ${uri.scheme}`, 416)
   for (const _ in uri.headers) throw new SipParseError('headers are not allowed in a Request-URI', 400)
-  const supported = opts?.proxyRequireSupported ?? []
+  if (msg.has(H.ProxyRequire)) checkProxyRequire(msg, opts?.proxyRequireSupported ?? [])
+  if (msg.maxForwards === 0) throw new SipParseError('Max-Forwards reached zero', 483)
+}
+
+/** RFC 3261 §16.3 step 5: 420 listing every option tag not supported in an `Unsupported` header. */
+function checkProxyRequire(msg: SipMessage, supported: readonly string[]): void {
+  let unsupported: string[] | undefined
   for (const v of msg.getHeaders(H.ProxyRequire)) {
     for (const tag of v.split(',')) {
       const t = tag.trim()
-      if (t !== '' && !supported.includes(t)) throw new SipParseError(`unsupported Proxy-Require option ${t}`, 420)
+      if (t !== '' && !supported.includes(t)) (unsupported ??= []).push(t)
     }
   }
-  if (msg.maxForwards === 0) throw new SipParseError('Max-Forwards reached zero', 483)
+  if (unsupported) {
+    const list = unsupported.join(', ')
+    throw new SipParseError(`unsupported Proxy-Require option ${list}`, 420, [['Unsupported', list]])
+  }
 }
 
 export function validateResponse(msg: SipMessage): void {

@@ -49,6 +49,11 @@ export interface TransportHandlers {
   onSendError(err: Error, dest: Peer): void
   /** A handler threw. Optional: without it a process warning is emitted; the transport keeps serving. */
   onHandlerError?(err: unknown): void
+  /**
+   * A connection has been idle for tcpIdleTimeoutMs: true keeps it open for another period. A client's
+   * connection is its only address while a call lasts (the edge cannot connect back to its ephemeral port).
+   */
+  keepOpen?(peer: Peer): boolean
 }
 
 export interface ResolvedOptions {

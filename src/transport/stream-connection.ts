@@ -85,8 +85,22 @@ export class StreamConnection implements Connection, FrameSink {
   private readonly onTimeout = (): void => {
     if (!this.connected) {
       reportSendError(this.ctx, codedError('ETIMEDOUT', `connect to ${this.key} timed out after ${this.ctx.opts.connectTimeoutMs} ms`), this.peer)
+    } else if (this.isOpen && this.stillNeeded()) {
+      this.socket.setTimeout(this.ctx.opts.tcpIdleTimeoutMs)
+      return
     }
     this.destroy()
+  }
+
+  private stillNeeded(): boolean {
+    const keepOpen = this.ctx.handlers.keepOpen
+    if (!keepOpen) return false
+    try {
+      return keepOpen(this.peer)
+    } catch (err) {
+      this.ctx.handlerError(err)
+      return false
+    }
   }
 
   private readonly onError = (err: Error): void => {

@@ -20,6 +20,21 @@ function isWildcard(host: string): boolean {
 }
 
 /**
+ * `udp:0.0.0.0:5060` (public) next to `udp:10.0.0.2:5060` (internal): both sockets need SO_REUSEADDR to
+ * bind, and Linux then delivers each datagram to the most specific socket, so the internal address reaches
+ * the internal socket and everything else the wildcard one. TCP has no such sharing (a listening wildcard
+ * blocks the port): config validation refuses that combination.
+ */
+export function sharesWildcardPort(spec: ListenSpec, all: readonly ListenSpec[]): boolean {
+  if (spec.proto !== 'udp' || spec.port === 0) return false
+  return all.some(
+    (o) =>
+      o !== spec && o.proto === 'udp' && o.port === spec.port && o.host !== spec.host &&
+      familyOf(o.host) === familyOf(spec.host) && (isWildcard(o.host) || isWildcard(spec.host)),
+  )
+}
+
+/**
  * All sockets of the edge: UDP sockets, TCP/TLS servers and WebSocket servers per listen spec, plus the
  * table of their connections. Handlers are called directly; nothing here throws at the caller once started.
  */
@@ -39,7 +54,7 @@ export class Transports implements TransportContext {
     opts?: TransportOptions,
   ) {
     this.opts = resolveOptions(opts)
-    this.all = specs.map((spec, i) => this.createListener(i + 1, spec))
+    this.all = specs.map((spec, i) => this.createListener(i + 1, spec, specs))
     this.listeners = this.all
     this.secure = this.all.filter((l): l is TlsListener | WsListener => l.spec.proto === 'tls' || l.spec.proto === 'wss')
   }
@@ -197,9 +212,9 @@ export class Transports implements TransportContext {
     return (via !== undefined ? this.find(via.spec.side, proto, want) : undefined) ?? this.find(undefined, proto, want)
   }
 
-  private createListener(id: number, spec: ListenSpec): AnyListener {
+  private createListener(id: number, spec: ListenSpec, all: readonly ListenSpec[]): AnyListener {
     switch (spec.proto) {
-      case 'udp': return new UdpListener(id, spec, this.handlers, this.handlerError, this.opts.udpBufferSize)
+      case 'udp': return new UdpListener(id, spec, this.handlers, this.handlerError, this.opts.udpBufferSize, sharesWildcardPort(spec, all))
       case 'tcp': return new TcpListener(id, spec, this)
       case 'tls': return new TlsListener(id, spec, this)
       case 'ws':

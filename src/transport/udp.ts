@@ -28,9 +28,11 @@ export class UdpListener implements Listener {
     private readonly handlers: TransportHandlers,
     private readonly handlerError: (err: unknown) => void,
     private readonly bufferSize: number | undefined,
+    /** SO_REUSEADDR: set only when a wildcard and a specific address of this config share the port. */
+    reuseAddr = false,
   ) {
     this.family = familyOf(spec.host) === 6 ? 6 : 4
-    this.socket = createSocket({ type: this.family === 6 ? 'udp6' : 'udp4', ipv6Only: this.family === 6 })
+    this.socket = createSocket({ type: this.family === 6 ? 'udp6' : 'udp4', ipv6Only: this.family === 6, reuseAddr })
     this.socket.on('message', this.onDatagram)
   }
 

@@ -142,16 +142,17 @@ t.test('file errors: unreadable, YAML syntax, not a mapping', async (t) => {
   t.match(load(['--config', 'd.yaml'], {}, { 'd.yaml': 'algorithm: weighted\nalgorithm: hash-callid\n' }).errors, [/d\.yaml:2:1: YAML error: .*[Uu]nique/], 'duplicate keys are errors')
   t.match(load(['--config', 'l.yaml'], {}, { 'l.yaml': '- a\n- b\n' }).errors, [/^\(top level\): must be a mapping of keys to values \(file l\.yaml\)$/])
   t.same(load(['--config', 'e.yaml'], {}, { 'e.yaml': '' }).errors, [], 'an empty file is an empty layer')
-  t.match(load(['--config', 'u.yaml'], {}, { 'u.yaml': 'listen: [udp:127.0.0.1:99999]\n' }).errors, [/^listen\[0\]: .*\(file u\.yaml\)$/])
+  t.match(load(['--config', 'u.yaml'], {}, { 'u.yaml': 'listen: [udp:127.0.0.1:99999]\n' }).errors, [/^listen\[0\]: .*\(file u\.yaml:1\)$/])
 })
 
 t.test('validation: every kind of problem names the key', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
-    [{ lsiten: [] }, /^lsiten: unknown key \(test\.yaml\)$/],
+    [{ lsiten: [] }, /^lsiten: unknown key \(did you mean listen\?\) \(test\.yaml\)$/],
+    [{ zzz: 1 }, /^zzz: unknown key \(test\.yaml\)$/],
     [{ 'mask-call-id': true }, /^mask-call-id: unknown key \(did you mean maskCallId\? YAML keys are camelCase\)/],
     [{ maskcallid: true }, /did you mean maskCallId\?/],
     [{ probe: { interval: 5 } }, /^probe\.interval: unknown key/],
-    [{ listen: 'udp:127.0.0.1:5060' }, /^listen: "udp:127\.0\.0\.1:5060" must be a list/],
+    [{ listen: 5060 }, /^listen: 5060 must be a list/],
     [{ listen: [5060] }, /^listen\[0\]: 5060 must be a string/],
     [{ listen: ['sctp:127.0.0.1:5060'] }, /^listen\[0\]: "sctp:127\.0\.0\.1:5060" is not proto:host\[:port\]/],
     [{ listen: ['udp:localhost:5060'] }, /^listen\[0\]: "udp:localhost:5060" is not proto:host\[:port\] \[advertise host\[:port\]\]: 'localhost' is not an IP address/],
@@ -184,7 +185,7 @@ t.test('validation: every kind of problem names the key', async (t) => {
     [{ failover: { maxTries: 0 } }, /^failover\.maxTries: 0 is out of range 1\.\.16/],
     [{ failover: { codes: [200] } }, /^failover\.codes\[0\]: 200 is out of range 300\.\.699/],
     [{ failover: { codes: ['503'] } }, /^failover\.codes\[0\]: "503" must be an integer/],
-    [{ failover: { codes: 503 } }, /^failover\.codes: 503 must be a list of integers/],
+    [{ failover: { codes: true } }, /^failover\.codes: true must be a list of integers/],
     [{ trunk: 'gw.example.com' }, /^trunk: "gw\.example\.com" is not a SIP URI/],
     [{ trunk: 'sip:192.0.2.1:99999' }, /^trunk: .*port must be 0\.\.65535/],
     [{ trunk: 'sip:gw.example.com' }, /^trunk: .*must be an IP literal/],
@@ -272,11 +273,14 @@ t.test('address helpers', async (t) => {
   t.same(parseCidr('::1'), { family: 6, address: '::1', bits: 128 })
 })
 
-t.test('warnings: admin exposed without token, set with no backend', async (t) => {
-  const r = load(['--admin', '0.0.0.0:8080', '--backend', 'sip:127.0.1.1', '--set-algorithm', 'ghost=weighted'])
+t.test('warnings: admin exposed without token; a set with no backend is an error without etcd', async (t) => {
+  const r = load(['--admin', '0.0.0.0:8080', '--backend', 'sip:127.0.1.1'])
   t.same(r.errors, [])
   t.ok(r.warnings.some((w) => w.startsWith('admin: 0.0.0.0:8080 is not loopback')))
-  t.ok(r.warnings.some((w) => w.startsWith('setAlgorithms.ghost:')))
+  t.same(load(['--backend', 'sip:127.0.1.1', '--set-algorithm', 'defualt=weighted']).errors, [
+    'setAlgorithms.defualt: no backend is in set "defualt" (did you mean default?); sets: default',
+  ])
+  t.same(load(['--etcd', 'http://127.0.0.1:2379', '--set-algorithm', 'ghost=weighted']).errors, [], 'with etcd, sets come at run time')
   t.notOk(load(['--admin', '127.0.0.1:8080', '--backend', 'sip:127.0.1.1']).warnings.some((w) => w.startsWith('admin:')))
 })
 
@@ -289,7 +293,7 @@ t.test('changedKeys lists top-level keys that differ', async (t) => {
 
 t.test('examples/sipedge.yaml is valid', async (t) => {
   const text = readFileSync(new URL('../../examples/sipedge.yaml', import.meta.url), 'utf8')
-  const r = loadConfig({ argv: ['--config', 'examples/sipedge.yaml'], env: {}, readFile: () => text })
+  const r = loadConfig({ argv: ['--config', 'examples/sipedge.yaml'], env: { SIPEDGE_SECRET: 'a-real-one-0123456789' }, readFile: () => text })
   t.same(r.errors, [])
   t.equal(r.config.algorithm, 'least-calls')
   t.equal(r.config.backends.length, 3)

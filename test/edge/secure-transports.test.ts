@@ -93,7 +93,8 @@ t.test('WSS client (.invalid Via and Contact) calls a UDP backend; responses and
   ws.send(invite('WSS', 'df7jal23ls0d.invalid', `sip:bob@${EDGE}:${port}`, 'wss-call'))
   const ok = await box.next((m) => m.status === 200 && m.callId === 'wss-call', '200 OK over WSS')
   t.equal(ok.vias.length, 1, 'only the client Via comes back')
-  t.equal(ok.getHeader('Via'), 'SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bK-wss-call')
+  // received= notes the real source (RFC 3261 §18.2.1): a .invalid sent-by never matches it.
+  t.equal(ok.getHeader('Via'), 'SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bK-wss-call;received=127.0.0.1')
   // What the backend saw: the edge's UDP Via on top of the browser's, and the doubled Record-Route.
   const inv = await backend.next((m) => m.method === 'INVITE')
   t.match(inv.vias[0]!.raw, new RegExp(`^SIP/2\\.0/UDP ${EDGE.replace(/\./g, '\\.')}:${port};`))

@@ -5,6 +5,7 @@ import t from 'tap'
 import type { Edge } from '../../src/edge/edge.js'
 import { parseMessage } from '../../src/sip/index.js'
 import { startEdge } from '../helpers/edge.js'
+import { answer, inDialog } from '../helpers/flow.js'
 import { freePort } from '../helpers/net.js'
 import type { Teardownable } from '../helpers/proc.js'
 import { describe, runUac, sippAvailable, startUas, type SippUas } from '../helpers/sipp.js'
@@ -51,8 +52,7 @@ async function twoSidedEdge(t: Teardownable, backends: SippUas[], extra: Record<
       listen: [`udp:${PUBLIC}:${port}`],
       internalListen: [`udp:${INTERNAL}:${port}`],
       backends: backends.map((b) => `sip:${b.id}`),
-      maskCallId: true,
-      ...extra,
+      ...extra, // default settings otherwise: no leak must need an option (maskCallId is on by default)
     },
     port,
   )
@@ -181,8 +181,67 @@ t.test('trusted networks may call outward from the public side; others may not',
     return pbx
   }
   await send('127.0.7.41', 'trusted-out')
-  const out = await carrier.next((m) => m.callId === 'trusted-out')
+  const out = await carrier.next((m) => m.isRequest) // its Call-ID is masked (maskCallId is on by default)
   t.equal(out.method, 'INVITE', 'a trusted PBX on the public side reaches the carrier')
   const stranger = await send('127.0.7.45', 'untrusted-out')
   t.equal((await stranger.next((m) => m.status >= 200)).status, 403, 'anyone else: 403')
+})
+
+t.test('3xx and REFER from a backend: rewritten for the public side, nothing internal leaks', async (t) => {
+  const b = await rawUdp(t, '127.0.7.11')
+  const other = await rawUdp(t, '127.0.7.12') // another Asterisk (another set), a redirect and transfer target
+  const caller = await rawUdp(t, '127.0.7.30')
+  const port = await freePort(PUBLIC)
+  const { edge } = await startEdge(
+    t,
+    PUBLIC,
+    {
+      listen: [`udp:${PUBLIC}:${port}`],
+      internalListen: [`udp:${INTERNAL}:${port}`],
+      backends: [`sip:${b.address}:${b.port}`, `set=other:sip:${other.address}:${other.port}`],
+      maskCallId: true,
+    },
+    port,
+  )
+  const captured = capturePublic(edge)
+  const invite = (callId: string): string =>
+    `INVITE sip:100@${PUBLIC}:${port} SIP/2.0\r\nVia: SIP/2.0/UDP ${caller.address}:${caller.port};branch=z9hG4bK${callId};rport\r\n` +
+    `Max-Forwards: 70\r\nFrom: <sip:alice@${caller.address}>;tag=al-${callId}\r\nTo: <sip:100@${PUBLIC}>\r\nCall-ID: ${callId}\r\n` +
+    `CSeq: 1 INVITE\r\nContact: <sip:alice@${caller.address}:${caller.port}>\r\nContent-Length: 0\r\n\r\n`
+
+  // 302 naming an internal target and an external one.
+  caller.send(invite('topo-302'), PUBLIC, port)
+  const inv1 = await b.next((m) => m.callId === 'topo-302')
+  answer(b, inv1, 302, { host: INTERNAL, port }, {
+    headers: [['Contact', `<sip:200@${other.address}:${other.port}>, <sip:+15550199@127.0.7.60>`], ['X-Backend', b.address]],
+  })
+  const redirect = await caller.next((m) => m.status === 302)
+  t.equal(redirect.contacts.length, 2, '302: both Contacts kept')
+
+  // An answered call, then Asterisk's blind transfer: REFER with Refer-To and Referred-By naming itself.
+  caller.send(invite('topo-refer'), PUBLIC, port)
+  const inv2 = await b.next((m) => m.callId === 'topo-refer' && m.method === 'INVITE')
+  answer(b, inv2, 200, { host: INTERNAL, port }, {
+    toTag: 'ast1',
+    headers: [...inv2.getHeaders('Record-Route').map((v): [string, string] => ['Record-Route', v]), ['Contact', `<sip:100@${b.address}:${b.port}>`]],
+  })
+  await caller.next((m) => m.status === 200 && m.callId === 'topo-refer')
+  b.send(
+    inDialog({
+      method: 'REFER',
+      ruri: `sip:alice@${caller.address}:${caller.port}`,
+      via: { host: b.address, port: b.port, branch: 'z9hG4bKtoporefer' },
+      route: inv2.recordRoutes.map((r) => r.raw),
+      from: `<sip:100@${b.address}>;tag=ast1`,
+      to: `<sip:alice@${caller.address}>;tag=al-topo-refer`,
+      callId: 'topo-refer',
+      cseq: 2,
+      lines: [`Refer-To: <sip:200@${other.address}:${other.port}>`, `Referred-By: <sip:100@${b.address}>`, `Contact: <sip:100@${b.address}:${b.port}>`],
+    }),
+    INTERNAL,
+    port,
+  )
+  const refer = await caller.next((m) => m.method === 'REFER')
+  t.ok(refer.getHeader('Refer-To'), 'REFER: Refer-To kept')
+  t.same(leaks(captured), [], 'no header of the 302 or the REFER names an internal address')
 })
