@@ -15,6 +15,7 @@ import {
   type NameAddr,
   type SipMessage,
 } from '../sip/index.js'
+import { protoOfVia, uriTransportParam, viaTransport } from '../transport/protos.js'
 import type { Transports } from '../transport/transports.js'
 import type { Inbound, Listener, Peer, Side } from '../transport/types.js'
 import { Sides, bareHost, hostport, peerFromUri, responseDestination } from './addressing.js'
@@ -319,7 +320,9 @@ export class Proxy {
   }
 
   /** A send failed (ICMP unreachable, refused, reset): fail the client transactions waiting on that peer now. */
-  handleSendError(_err: Error, dest: Peer): void {
+  handleSendError(err: Error, dest: Peer): void {
+    // A WebSocket client's connection is gone (RFC 7118: never connected back to): 430 Flow Failed (RFC 5626 §5.3).
+    const flowGone = (err as { code?: string }).code === 'ENOTCONN'
     for (const ct of this.clients.values()) {
       if (ct.state !== enumState.trying || ct.target.port !== dest.port || ct.target.address !== dest.address) continue
       if (ct.abandoned) {
@@ -340,7 +343,7 @@ export class Proxy {
         this.transports.send(fallback.out, fallback.target, fallback.listener)
         continue
       }
-      this.clientFailed(ct, 'transport error', 503)
+      this.clientFailed(ct, flowGone ? 'flow gone' : 'transport error', flowGone ? 430 : 503)
     }
     // RFC 3261 §17.2.4: a response that cannot be sent ends its server transaction; waiting for an ACK
     // (timer H) or for retransmissions from a peer that is gone only holds memory.
@@ -797,6 +800,8 @@ export class Proxy {
 
   /** The configured backend at this address, if any (to count its calls). */
   private backendAt(peer: Peer): Backend | undefined {
+    // Backends are reached over UDP or TCP only (discovery/backend_uri.ts).
+    if (peer.proto !== 'udp' && peer.proto !== 'tcp') return undefined
     return this.dispatcher.byKey(targetKey({ proto: peer.proto, host: peer.address, port: peer.port }))
   }
 
@@ -1009,8 +1014,7 @@ export class Proxy {
       const v = c.params[k]
       params += v === true ? ';' + k : ';' + k + '=' + v
     }
-    const transport = listener.spec.proto === 'tcp' ? ';transport=tcp' : ''
-    return `<sip:${listener.hostport}${transport};${CONTACT_PARAM}=${token}>${params}`
+    return `<sip:${listener.hostport}${uriTransportParam(listener.spec.proto)};${CONTACT_PARAM}=${token}>${params}`
   }
 
   // ------------------------------------------------------------ ACK and CANCEL
@@ -1209,7 +1213,7 @@ export class Proxy {
     if (!next) return
     const address = bareHost(next.received ?? next.host)
     const port = typeof next.rport === 'number' ? next.rport : (next.port ?? 5060)
-    const proto = next.transport === 'TCP' ? 'tcp' : 'udp'
+    const proto = protoOfVia(next.transport) ?? 'udp'
     // It goes back the way the request came: out of the other side in the two-sided setup.
     const listener = this.sides.listenerFor(inb.listener.spec.side === 'internal' ? 'public' : 'internal', proto)
     if (!listener) return
@@ -1520,7 +1524,7 @@ export class Proxy {
       }
     }
     if (st.method === 'ACK') return
-    this.finalLocal(st, status, status === 408 ? 'Request Timeout' : 'Service Unavailable')
+    this.finalLocal(st, status, status === 408 ? 'Request Timeout' : status === 430 ? 'Flow Failed' : 'Service Unavailable')
   }
 
   private dropServer(st: ServerTx): void {
@@ -1599,11 +1603,11 @@ function isFrom(source: Peer, internal: Peer, external: Peer): boolean {
 }
 
 function viaValue(l: Listener, branch: string): string {
-  return `SIP/2.0/${l.spec.proto === 'tcp' ? 'TCP' : 'UDP'} ${l.hostport};branch=${branch}`
+  return `SIP/2.0/${viaTransport(l.spec.proto)} ${l.hostport};branch=${branch}`
 }
 
 function recordRoute(l: Listener, token: string): string {
-  return `<sip:${l.hostport}${l.spec.proto === 'tcp' ? ';transport=tcp' : ''};lr;${RR_PARAM}=${token}>`
+  return `<sip:${l.hostport}${uriTransportParam(l.spec.proto)};lr;${RR_PARAM}=${token}>`
 }
 
 function fromUserOf(msg: SipMessage): string {
