@@ -24,13 +24,18 @@ export function crossCheck(c: EdgeConfig, out: Problem[], warnings: string[]): v
     ...c.listen.map((s, i) => [s, `listen[${i}]`, 'public'] as const),
     ...c.internalListen.map((s, i) => [s, `internalListen[${i}]`, 'internal'] as const),
   ]
+  let secureListener: string | undefined
   for (const [s, path, side] of sockets) {
     const spec = parseListenSpec(s, side)
     if (typeof spec === 'string') continue
+    if (spec.proto === 'tls' || spec.proto === 'wss') secureListener ??= path
     const k = `${spec.proto}:${spec.host}:${spec.port}`
     const prev = seen.get(k)
     if (prev && spec.port !== 0) out.push({ path, problem: `"${s}" is already used by ${prev}` })
     else seen.set(k, path)
+  }
+  if (secureListener !== undefined && (c.tls.certFile === undefined || c.tls.keyFile === undefined)) {
+    out.push({ path: c.tls.certFile === undefined ? 'tls.certFile' : 'tls.keyFile', problem: `is required by the TLS listener ${secureListener}` })
   }
   // A listening TCP wildcard holds the port on every address (Linux): a specific TCP listener on the same
   // port cannot bind. UDP can share (see transport/transports.ts sharesWildcardPort).

@@ -142,6 +142,20 @@ export const CONFIG = {
     maxTransactions: key(int(1, 10_000_000), 200000, { flag: 'max-transactions', arg: 'N', help: 'transactions at most (then 503)', restart }),
   }),
   shutdownTimeoutMs: key(int(0, 3_600_000), 30000, { flag: 'shutdown-timeout-ms', arg: 'MS', help: 'SIGTERM: drain deadline before exit' }),
+  // tls:/wss: listeners and outgoing TLS (src/transport/tls.ts): SIGHUP re-reads the files, established connections stay.
+  tls: section({
+    certFile: optional(str(), { flag: 'tls-cert', arg: 'FILE', help: 'PEM certificate (leaf, then chain) for tls/wss listeners and as TLS client certificate' }),
+    keyFile: optional(str(), { flag: 'tls-key', arg: 'FILE', help: 'PEM private key of tls.certFile' }),
+    caFile: optional(str(), { flag: 'tls-ca', arg: 'FILE', help: "PEM CA bundle outgoing TLS verifies servers against (default: Node's roots)" }),
+    clientCaFile: optional(str(), { flag: 'tls-client-ca', arg: 'FILE', help: 'PEM CAs for client certificates on client-cert require listeners (default: tls.caFile)' }),
+    handshakeTimeoutMs: key(int(100, 600_000), 10000, { flag: 'tls-handshake-timeout-ms', arg: 'MS', help: 'drop TLS handshakes and WebSocket upgrades not done by then', restart }),
+  }),
+  // ws:/wss: listeners (RFC 7118, src/transport/ws.ts).
+  ws: section({
+    allowedOrigins: key(list((s) => (/^https?:\/\/[^\s/]+$/i.test(s) ? undefined : `"${s}" is not an origin (scheme://host[:port])`)), [], { flag: 'ws-allowed-origin', arg: 'ORIGIN', help: 'browser Origin allowed on ws/wss listeners (default any)', restart }),
+    maxConnectionsPerSource: key(int(1, 1_000_000), 100, { flag: 'ws-max-connections-per-source', arg: 'N', help: 'WebSocket connections per source address', restart }),
+    pingIntervalMs: key(int(1000, DAY_MS), 30000, { flag: 'ws-ping-interval-ms', arg: 'MS', help: 'WebSocket ping interval; no pong by the next one closes', restart }),
+  }),
 } satisfies Shape
 
 // ---------------------------------------------------------------------------------------------------------

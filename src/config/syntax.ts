@@ -42,7 +42,7 @@ export function parseListenSpec(s: string, side: Side): ListenSpec | string {
   } catch (err) {
     const detail = (err as Error).message.replace(/^listen spec '[^']*': /, '')
     const base = `"${s}" is not proto:host[:port] [advertise host[:port]]`
-    return detail.startsWith('expected') ? `${base} (proto udp|tcp, host an IP literal)` : `${base}: ${detail}`
+    return detail.startsWith('expected') ? `${base} (proto udp|tcp|tls|ws|wss, host an IP literal)` : `${base}: ${detail}`
   }
 }
 

@@ -104,6 +104,8 @@ export class Edge extends EventEmitter<EdgeEvents> {
       maxMessageSize: config.limits.maxMessageSize,
       maxConnections: config.limits.maxConnections,
       tcpIdleTimeoutMs: config.limits.tcpIdleTimeoutMs,
+      tls: config.tls,
+      ws: config.ws,
     })
     this.metrics = createMetrics(this.stats, {
       callsActive: () => this.proxy.dialogs.size,
@@ -294,6 +296,9 @@ export class Edge extends EventEmitter<EdgeEvents> {
    * restart. Calls and transactions in progress keep the settings they started with.
    */
   async reload(next: EdgeConfig): Promise<string[]> {
+    // Certificates first (files re-read even when their names did not change): a bad file rejects the
+    // whole reload and the running certificates stay.
+    await this.transports.reloadTls(next.tls)
     const changed = changedKeys(this.config, next)
     const needRestart = changed.filter((k) => RESTART_ONLY.has(k.split('.')[0]!))
     applyLogLevels(this.log, next)

@@ -9,6 +9,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram'
 import { parseHostPort } from './config.js'
+import type { TransportProto } from '../transport/types.js'
 
 export const HEP_CHUNK = {
   ipFamily: 1,
@@ -167,7 +168,7 @@ export function encodeHepHeader(
   payloadLength: number,
   src: HepEndpoint,
   dst: HepEndpoint,
-  proto: 'udp' | 'tcp',
+  proto: TransportProto,
   timeMs: number,
   captureId: number,
   password?: string,
@@ -194,7 +195,8 @@ export function encodeHepHeader(
   let o = 6
   b[chunkAt(b, o, HEP_CHUNK.ipFamily, 1)] = v4 ? AF_INET : AF_INET6
   o += CHUNK_HDR + 1
-  b[chunkAt(b, o, HEP_CHUNK.ipProto, 1)] = proto === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP
+  // TLS and WebSocket run over TCP: HEP's field is the IP protocol.
+  b[chunkAt(b, o, HEP_CHUNK.ipProto, 1)] = proto === 'udp' ? IPPROTO_UDP : IPPROTO_TCP
   o += CHUNK_HDR + 1
   if (writeIp(b, chunkAt(b, o, v4 ? HEP_CHUNK.ipv4Src : HEP_CHUNK.ipv6Src, addrLen), src.address, v4) === 0) return undefined
   o += CHUNK_HDR + addrLen
@@ -251,7 +253,7 @@ export class HepExporter {
     this.socket.unref()
   }
 
-  capture(payload: Buffer, src: HepEndpoint, dst: HepEndpoint, proto: 'udp' | 'tcp', timeMs: number = Date.now()): void {
+  capture(payload: Buffer, src: HepEndpoint, dst: HepEndpoint, proto: TransportProto, timeMs: number = Date.now()): void {
     if (this.closed) return
     const header = encodeHepHeader(payload.length, src, dst, proto, timeMs, this.opts.id, this.opts.password)
     if (!header) return this.drop()

@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net'
 import type { SipUri, Via } from '../sip/index.js'
+import { isConnectionProto, protoOfUri } from '../transport/protos.js'
 import type { Listener, Peer, Side, TransportProto } from '../transport/types.js'
 
 /** '[::1]' -> '::1' (node:dgram and node:net want bare IPv6 literals). */
@@ -18,7 +19,7 @@ export function hostport(address: string, port: number): string {
  * names no port, since NATed clients are the norm), else to the sent-by port.
  */
 export function responseDestination(via: Via, source: Peer): Peer {
-  if (source.proto === 'tcp' || via.rport !== undefined || via.port === undefined) return source
+  if (isConnectionProto(source.proto) || via.rport !== undefined || via.port === undefined) return source
   return { proto: source.proto, address: source.address, port: via.port }
 }
 
@@ -27,8 +28,8 @@ export function peerFromUri(uri: SipUri): Peer | undefined {
   const maddr = uri.params['maddr']
   const address = bareHost(typeof maddr === 'string' ? maddr : uri.host)
   if (isIP(address) === 0) return undefined
-  const t = uri.params['transport']
-  const proto: TransportProto = typeof t === 'string' && t.toLowerCase() === 'tcp' ? 'tcp' : 'udp'
+  // The scheme is not consulted (yet): a sips: URI without ;transport= still means UDP here, as before TLS.
+  const proto: TransportProto = protoOfUri(uri.params['transport'], false)
   return { proto, address, port: uri.port ?? 5060 }
 }
 

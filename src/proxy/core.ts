@@ -67,6 +67,8 @@ export class ProxyCore {
 
   /** The configured backend at this address, if any (to count its calls). */
   backendAt(peer: Peer): Backend | undefined {
+    // Backends are reached over UDP or TCP only (discovery/backend_uri.ts).
+    if (peer.proto !== 'udp' && peer.proto !== 'tcp') return undefined
     return this.dispatcher.byKey(targetKey({ proto: peer.proto, host: peer.address, port: peer.port }))
   }
 

@@ -82,7 +82,7 @@ export class Failover {
       }
     }
     if (st.method === 'ACK') return
-    this.servers.finalLocal(st, status, status === 408 ? 'Request Timeout' : 'Service Unavailable')
+    this.servers.finalLocal(st, status, status === 408 ? 'Request Timeout' : status === 430 ? 'Flow Failed' : 'Service Unavailable')
   }
 
   private rememberBest(st: ServerTx, msg: SipMessage): void {

@@ -121,8 +121,8 @@ export class Proxy {
   }
 
   /** A send failed (ICMP unreachable, refused, reset): fail the client transactions waiting on that peer now. */
-  handleSendError(_err: Error, dest: Peer): void {
-    this.relay.sendFailed(dest)
+  handleSendError(err: Error, dest: Peer): void {
+    this.relay.sendFailed(err, dest)
   }
 
   // ---------------------------------------------------------------- requests

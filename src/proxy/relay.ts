@@ -5,6 +5,7 @@
 // 2xx, and handles send errors (fall back to UDP, or fail the branches waiting on that peer).
 import type { Backend } from '../dispatch/backend.js'
 import { H, type MessageEditor, type SipMessage } from '../sip/index.js'
+import { protoOfVia, viaTransport } from '../transport/protos.js'
 import type { Inbound, Listener, Peer, Side } from '../transport/types.js'
 import { bareHost } from './addressing.js'
 import type { ClientTransactions } from './client_tx.js'
@@ -138,7 +139,7 @@ export class Relay {
     if (!next) return
     const address = bareHost(next.received ?? next.host)
     const port = typeof next.rport === 'number' ? next.rport : (next.port ?? 5060)
-    const proto = next.transport === 'TCP' ? 'tcp' : 'udp'
+    const proto = protoOfVia(next.transport) ?? 'udp'
     // It goes back the way the request came: out of the other side in the two-sided setup.
     const listener = this.core.sides.listenerFor(inb.listener.spec.side === 'internal' ? 'public' : 'internal', proto)
     if (!listener) return
@@ -168,7 +169,9 @@ export class Relay {
   }
 
   /** A send failed (ICMP unreachable, refused, reset): fail the client transactions waiting on that peer now. */
-  sendFailed(dest: Peer): void {
+  sendFailed(err: Error, dest: Peer): void {
+    // A WebSocket client's connection is gone (RFC 7118: never connected back to): 430 Flow Failed (RFC 5626 §5.3).
+    const flowGone = (err as { code?: string }).code === 'ENOTCONN'
     for (const ct of this.clients.values()) {
       if (ct.state !== enumState.trying || ct.target.port !== dest.port || ct.target.address !== dest.address) continue
       if (ct.abandoned) {
@@ -189,14 +192,14 @@ export class Relay {
         this.core.transports.send(fallback.out, fallback.target, fallback.listener)
         continue
       }
-      this.clients.failed(ct, 'transport error', 503)
+      this.clients.failed(ct, flowGone ? 'flow gone' : 'transport error', flowGone ? 430 : 503)
     }
     this.servers.sendFailed(dest)
   }
 }
 
 export function viaValue(l: Listener, branch: string): string {
-  return `SIP/2.0/${l.spec.proto === 'tcp' ? 'TCP' : 'UDP'} ${l.hostport};branch=${branch}`
+  return `SIP/2.0/${viaTransport(l.spec.proto)} ${l.hostport};branch=${branch}`
 }
 
 /** 32-bit FNV-1a: a cheap stable hash for stateless branches. */

@@ -4,6 +4,7 @@
 // routing edits every forwarded request gets. Which backend a new call goes to is the dispatcher's
 // (failover.ts asks it); topology hiding is topology.ts's.
 import { H, type MessageEditor, type NameAddr, type SipMessage } from '../sip/index.js'
+import { uriTransportParam } from '../transport/protos.js'
 import type { Inbound, Listener, Peer, Side } from '../transport/types.js'
 import { peerFromUri } from './addressing.js'
 import type { ProxyCore } from './core.js'
@@ -180,5 +181,5 @@ function isFrom(source: Peer, internal: Peer, external: Peer): boolean {
 
 /** The edge's Record-Route entry on a listener, carrying the route token. */
 export function recordRoute(l: Listener, token: string): string {
-  return `<sip:${l.hostport}${l.spec.proto === 'tcp' ? ';transport=tcp' : ''};lr;${RR_PARAM}=${token}>`
+  return `<sip:${l.hostport}${uriTransportParam(l.spec.proto)};lr;${RR_PARAM}=${token}>`
 }

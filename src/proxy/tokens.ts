@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto'
 import { isIP } from 'node:net'
+import { PROTO_CODES } from '../transport/protos.js'
 import type { Peer } from '../transport/types.js'
 
 /**
@@ -206,7 +207,7 @@ function remember<V>(map: Map<string, V>, key: string, value: V): V {
 }
 
 function writePeer(buf: Buffer, n: number, peer: Peer): number {
-  n = buf.writeUInt8(peer.proto === 'tcp' ? 1 : 0, n)
+  n = buf.writeUInt8(PROTO_CODES.indexOf(peer.proto), n)
   n = buf.writeUInt16BE(peer.port, n)
   const len = buf.write(peer.address, n + 1, 64, 'latin1')
   buf.writeUInt8(len, n)
@@ -215,7 +216,8 @@ function writePeer(buf: Buffer, n: number, peer: Peer): number {
 
 function readPeer(buf: Buffer, n: number): { peer: Peer; next: number } | undefined {
   if (n + 4 > buf.length) return undefined
-  const proto = buf[n] === 1 ? 'tcp' : 'udp'
+  const proto = PROTO_CODES[buf[n]!]
+  if (proto === undefined) return undefined
   const port = buf.readUInt16BE(n + 1)
   const len = buf[n + 3]!
   const end = n + 4 + len

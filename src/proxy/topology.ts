@@ -5,6 +5,7 @@
 // Replaces rewrites of uri_rewrite.ts. Restore toward internal: the hidden Vias, the unmasked Call-ID, the
 // doubled Record-Route entry facing the inside. Nothing else: no routing decision, no sending.
 import { H, type MessageEditor, type NameAddr, type SipMessage } from '../sip/index.js'
+import { uriTransportParam } from '../transport/protos.js'
 import type { Inbound, Listener, Peer, Side } from '../transport/types.js'
 import { bareHost, hostport } from './addressing.js'
 import type { ProxyCore } from './core.js'
@@ -219,8 +220,7 @@ export class Topology {
       const v = c.params[k]
       params += v === true ? ';' + k : ';' + k + '=' + v
     }
-    const transport = listener.spec.proto === 'tcp' ? ';transport=tcp' : ''
-    return `<sip:${listener.hostport}${transport};${CONTACT_PARAM}=${token}>${params}`
+    return `<sip:${listener.hostport}${uriTransportParam(listener.spec.proto)};${CONTACT_PARAM}=${token}>${params}`
   }
 
   /** Removes Record-Route entries above the edge's own entry for `side` (internal hops and our inner entry). */

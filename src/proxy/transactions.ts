@@ -1,5 +1,6 @@
 import type { Backend } from '../dispatch/backend.js'
 import type { MessageEditor, SipMessage } from '../sip/index.js'
+import { isConnectionProto } from '../transport/protos.js'
 import type { Listener, Peer, Side } from '../transport/types.js'
 import type { WheelTimer } from './timer_wheel.js'
 
@@ -110,7 +111,7 @@ export class ServerTx extends OnWheel {
   }
 
   get reliable(): boolean {
-    return this.source.proto === 'tcp'
+    return isConnectionProto(this.source.proto)
   }
 
   override onTimer(now: number): void {
@@ -156,7 +157,7 @@ export class ClientTx extends OnWheel {
   }
 
   get reliable(): boolean {
-    return this.target.proto === 'tcp'
+    return isConnectionProto(this.target.proto)
   }
 
   override onTimer(now: number): void {

@@ -1,17 +1,18 @@
-import type { TcpConnection } from './tcp-connection.js'
+import type { Connection } from './connection.js'
+import type { TransportProto } from './types.js'
 
-/** Key for connection reuse: the remote address (no brackets) and port. */
-export function peerKey(address: string, port: number): string {
-  return `${address}:${port}`
+/** Key for connection reuse: transport, remote address (no brackets) and port. */
+export function peerKey(proto: TransportProto, address: string, port: number): string {
+  return `${proto}:${address}:${port}`
 }
 
 /**
- * Live TCP connections, by id (replies go back on the connection a request came in on) and by remote
- * address:port (reuse for anything else sent to that peer, whichever side opened the connection).
+ * Live connections, by id (replies go back on the connection a request came in on) and by transport +
+ * remote address:port (reuse for anything else sent to that peer, whichever side opened the connection).
  */
 export class ConnectionTable {
-  private readonly byId = new Map<number, TcpConnection>()
-  private readonly byKey = new Map<string, TcpConnection>()
+  private readonly byId = new Map<number, Connection>()
+  private readonly byKey = new Map<string, Connection>()
   private lastId = 0
 
   get size(): number {
@@ -23,26 +24,26 @@ export class ConnectionTable {
     return this.lastId
   }
 
-  add(conn: TcpConnection): void {
+  add(conn: Connection): void {
     this.byId.set(conn.id, conn)
     this.byKey.set(conn.key, conn)
   }
 
-  remove(conn: TcpConnection): void {
+  remove(conn: Connection): void {
     if (this.byId.get(conn.id) === conn) this.byId.delete(conn.id)
     // A newer connection to the same peer may have taken the key over; leave it in place.
     if (this.byKey.get(conn.key) === conn) this.byKey.delete(conn.key)
   }
 
-  get(id: number): TcpConnection | undefined {
+  get(id: number): Connection | undefined {
     return this.byId.get(id)
   }
 
-  find(key: string): TcpConnection | undefined {
+  find(key: string): Connection | undefined {
     return this.byKey.get(key)
   }
 
-  all(): TcpConnection[] {
+  all(): Connection[] {
     return [...this.byId.values()]
   }
 }

@@ -1,4 +1,5 @@
 export { Transports } from './transports.js'
 export { parseListenSpec, formatHostport, familyOf } from './listen-spec.js'
-export type { TransportOptions, TransportHandlers } from './options.js'
+export { viaTransport, protoOfVia, isConnectionProto, isWebSocketProto } from './protos.js'
+export type { TransportOptions, TransportHandlers, TlsOptions, WsOptions } from './options.js'
 export type { Inbound, Listener, ListenSpec, Peer, Side, TransportProto, TransportEvents } from './types.js'

@@ -52,23 +52,45 @@ export function splitHostport(text: string, what: string): { host: string; port:
   return { host, port: Number(portText) }
 }
 
+/** Default ports: SIP's (RFC 3261 §19.1.2) for udp/tcp/tls; HTTP's for WebSocket (RFC 7118 has none of its own). */
+const DEFAULT_PORTS: Readonly<Record<TransportProto, number>> = { udp: DEFAULT_SIP_PORT, tcp: DEFAULT_SIP_PORT, tls: 5061, ws: 80, wss: 443 }
+
 /**
- * Parse a listen address: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `udp:127.0.0.1` (port 5060),
- * optionally followed by ` advertise <host[:port]>` (Kamailio style) for NAT / wildcard binds.
+ * Parse a listen address: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:0.0.0.0:5061`, `wss:0.0.0.0:8443`,
+ * `udp:127.0.0.1` (default port of the transport), followed by options as `name value` pairs:
+ * - `advertise <host[:port]>` (Kamailio style) for NAT / wildcard binds;
+ * - `path </path>` (ws/wss): the only HTTP path that is upgraded;
+ * - `client-cert none|require` (tls/wss): `require` is mutual TLS, clients without a trusted certificate fail the handshake.
  * The bound host must be an IP literal: no DNS at startup surprises.
  */
 export function parseListenSpec(text: string, side: Side): ListenSpec {
   const what = `listen spec '${text}'`
-  const trimmed = text.trim()
-  const m = /^(udp|tcp):(\S+)(?:\s+advertise\s+(\S+))?$/i.exec(trimmed)
-  if (!m) throw new Error(`${what}: expected proto:host[:port] [advertise host[:port]] with proto udp or tcp`)
+  const words = text.trim().split(/\s+/)
+  const m = /^(udp|tcp|tls|ws|wss):(\S+)$/i.exec(words[0] ?? '')
+  if (!m || words.length % 2 === 0) {
+    throw new Error(`${what}: expected proto:host[:port] [advertise host[:port]] [path /p] [client-cert none|require] with proto udp, tcp, tls, ws or wss`)
+  }
   const proto = m[1]!.toLowerCase() as TransportProto
   const { host, port } = splitHostport(m[2]!, what)
   if (isIP(host) === 0) throw new Error(`${what}: '${host}' is not an IP address`)
-  const spec: ListenSpec = { proto, host, port: port ?? DEFAULT_SIP_PORT, side }
-  if (m[3] !== undefined) {
-    splitHostport(m[3], what) // validate now rather than at the first Via
-    spec.advertise = m[3]
+  const spec: ListenSpec = { proto, host, port: port ?? DEFAULT_PORTS[proto], side }
+  const ws = proto === 'ws' || proto === 'wss'
+  for (let i = 1; i < words.length; i += 2) {
+    const name = words[i]!.toLowerCase()
+    const value = words[i + 1]!
+    if (name === 'advertise') {
+      splitHostport(value, what) // validate now rather than at the first Via
+      spec.advertise = value
+    } else if (name === 'path' && ws) {
+      if (!/^\/[\x21-\x7e]*$/.test(value) || value.includes('?')) throw new Error(`${what}: path must start with '/' (no query): '${value}'`)
+      spec.path = value
+    } else if (name === 'client-cert' && (proto === 'tls' || proto === 'wss')) {
+      const v = value.toLowerCase()
+      if (v !== 'none' && v !== 'require') throw new Error(`${what}: client-cert is none or require, not '${value}'`)
+      spec.clientCert = v
+    } else {
+      throw new Error(`${what}: unknown option '${words[i]}' for ${proto} (advertise${ws ? ', path' : ''}${proto === 'tls' || proto === 'wss' ? ', client-cert' : ''})`)
+    }
   }
   return spec
 }

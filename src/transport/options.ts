@@ -1,11 +1,34 @@
 import type { Inbound, Listener, Peer } from './types.js'
 
+/** Certificates for tls/wss listeners and outgoing TLS. Files are PEM; read at start and on reloadTls(). */
+export interface TlsOptions {
+  /** Our certificate, leaf first then intermediates (the chain sent to peers). Also our client certificate. */
+  certFile?: string
+  keyFile?: string
+  /** CAs that outgoing TLS verifies servers against; Node's bundled roots when absent. */
+  caFile?: string
+  /** CAs that sign acceptable client certificates (listeners with `client-cert require`); `caFile` when absent. */
+  clientCaFile?: string
+  /** A TLS handshake (in or out) not done by then is dropped; slow-handshake clients tie nothing up longer. */
+  handshakeTimeoutMs?: number
+}
+
+/** WebSocket listeners (RFC 7118). */
+export interface WsOptions {
+  /** Browser Origins allowed to connect (exact, case-insensitive, e.g. `https://agents.example.com`); any when empty. */
+  allowedOrigins?: string[]
+  /** Open WebSocket connections per source address beyond which upgrades are refused. */
+  maxConnectionsPerSource?: number
+  /** Ping every connection this often; one that has not answered the previous ping is closed. */
+  pingIntervalMs?: number
+}
+
 export interface TransportOptions {
   /** Largest message accepted on a stream (header section + body), bytes. */
   maxMessageSize?: number
   /** Close a TCP connection after this long without traffic either way. */
   tcpIdleTimeoutMs?: number
-  /** Open TCP connections (inbound + outbound) beyond which new ones are refused. */
+  /** Open TCP/TLS/WebSocket connections (inbound + outbound) beyond which new ones are refused. */
   maxConnections?: number
   /** Give up on an outbound TCP connect after this long. */
   connectTimeoutMs?: number
@@ -15,11 +38,13 @@ export interface TransportOptions {
   udpBufferSize?: number
   /** Bytes allowed to wait in one TCP connection's write queue (slow or stuck peer) before sends fail. */
   maxWriteQueue?: number
+  tls?: TlsOptions
+  ws?: WsOptions
 }
 
 export interface TransportHandlers {
   onMessage(inbound: Inbound): void
-  /** `buf` spans the bad message (UDP datagram or TCP frame / unframeable bytes). */
+  /** `buf` spans the bad message (UDP datagram, WebSocket message, or stream frame / unframeable bytes). */
   onParseError(err: Error, buf: Buffer, source: Peer, listener: Listener, connId?: number): void
   onSendError(err: Error, dest: Peer): void
   /** A handler threw. Optional: without it a process warning is emitted; the transport keeps serving. */
@@ -39,6 +64,11 @@ export interface ResolvedOptions {
   udpMtu: number
   maxWriteQueue: number
   udpBufferSize: number | undefined
+  tls: TlsOptions
+  tlsHandshakeTimeoutMs: number
+  wsAllowedOrigins: ReadonlySet<string>
+  wsMaxConnectionsPerSource: number
+  wsPingIntervalMs: number
 }
 
 export function resolveOptions(o: TransportOptions = {}): ResolvedOptions {
@@ -50,6 +80,11 @@ export function resolveOptions(o: TransportOptions = {}): ResolvedOptions {
     udpMtu: o.udpMtu ?? 1300,
     maxWriteQueue: o.maxWriteQueue ?? 1024 * 1024,
     udpBufferSize: o.udpBufferSize,
+    tls: { ...o.tls },
+    tlsHandshakeTimeoutMs: o.tls?.handshakeTimeoutMs ?? 10_000,
+    wsAllowedOrigins: new Set((o.ws?.allowedOrigins ?? []).map((x) => x.toLowerCase())),
+    wsMaxConnectionsPerSource: o.ws?.maxConnectionsPerSource ?? 100,
+    wsPingIntervalMs: o.ws?.pingIntervalMs ?? 30_000,
   }
 }
 

@@ -1,13 +1,18 @@
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
+import { connect as connectTls } from 'node:tls'
+import type { TransportContext } from './connection.js'
 import { ConnectionTable, peerKey } from './connection-table.js'
 import { familyOf, formatHostport, stripBrackets } from './listen-spec.js'
-import { codedError, resolveOptions, type ResolvedOptions, type TransportHandlers, type TransportOptions } from './options.js'
-import { TcpConnection, type TcpContext } from './tcp-connection.js'
+import { codedError, resolveOptions, type ResolvedOptions, type TlsOptions, type TransportHandlers, type TransportOptions } from './options.js'
+import { isWebSocketProto } from './protos.js'
+import { StreamConnection } from './stream-connection.js'
 import { TcpListener } from './tcp.js'
+import { loadTlsMaterial, TLS_MIN_VERSION, TlsListener, type SecureListener, type TlsMaterial } from './tls.js'
 import type { Listener, ListenSpec, Peer, Side, TransportProto } from './types.js'
 import { UdpListener } from './udp.js'
+import { WsListener } from './ws.js'
 
-type AnyListener = UdpListener | TcpListener
+type AnyListener = UdpListener | TcpListener | TlsListener | WsListener
 
 /** Wildcard binds: let the kernel pick the source address of outbound connections. */
 function isWildcard(host: string): boolean {
@@ -30,14 +35,17 @@ export function sharesWildcardPort(spec: ListenSpec, all: readonly ListenSpec[])
 }
 
 /**
- * All sockets of the edge: UDP sockets and TCP servers per listen spec, plus the TCP connection table.
- * Handlers are called directly; nothing here throws at the caller once started.
+ * All sockets of the edge: UDP sockets, TCP/TLS servers and WebSocket servers per listen spec, plus the
+ * table of their connections. Handlers are called directly; nothing here throws at the caller once started.
  */
-export class Transports implements TcpContext {
+export class Transports implements TransportContext {
   readonly listeners: Listener[]
   readonly opts: ResolvedOptions
   readonly table = new ConnectionTable()
   private readonly all: AnyListener[]
+  private readonly secure: Array<AnyListener & SecureListener>
+  /** Loaded at start when a tls/wss listener exists; replaced by reloadTls(). */
+  private tls: TlsMaterial | undefined
   private started = false
 
   constructor(
@@ -46,17 +54,15 @@ export class Transports implements TcpContext {
     opts?: TransportOptions,
   ) {
     this.opts = resolveOptions(opts)
-    this.all = specs.map((spec, i) =>
-      spec.proto === 'udp'
-        ? new UdpListener(i + 1, spec, handlers, this.handlerError, this.opts.udpBufferSize, sharesWildcardPort(spec, specs))
-        : new TcpListener(i + 1, spec, this),
-    )
+    this.all = specs.map((spec, i) => this.createListener(i + 1, spec, specs))
     this.listeners = this.all
+    this.secure = this.all.filter((l): l is TlsListener | WsListener => l.spec.proto === 'tls' || l.spec.proto === 'wss')
   }
 
   /** Bind everything; on any failure close what was bound and reject naming the address. */
   async start(): Promise<void> {
     if (this.started) return
+    if (this.secure.length > 0) await this.reloadTls()
     for (const l of this.all) {
       try {
         await l.start()
@@ -76,6 +82,21 @@ export class Transports implements TcpContext {
     await Promise.all(this.all.map((l) => l.close()))
   }
 
+  /**
+   * Read the certificate files again (SIGHUP): new TLS handshakes use the new certificate, established
+   * connections keep theirs. Rejects, leaving the current certificates in place, when a file is missing or
+   * a key does not match its certificate.
+   */
+  async reloadTls(files?: TlsOptions): Promise<void> {
+    if (this.secure.length === 0 && this.tls === undefined) return
+    const needClientCa = this.secure.some((l) => l.spec.clientCert === 'require')
+    const tls = files !== undefined ? { ...files } : this.opts.tls
+    const material = await loadTlsMaterial(tls, this.secure.length > 0, needClientCa)
+    if (material.server !== undefined) for (const l of this.secure) l.setSecureContext(material.server)
+    this.tls = material
+    this.opts.tls = tls
+  }
+
   listenerFor(side: Side, proto: TransportProto, family?: 4 | 6): Listener | undefined {
     return this.find(side, proto, family)
   }
@@ -91,13 +112,16 @@ export class Transports implements TcpContext {
 
   /**
    * Send one message. UDP goes out of `via` (or the first UDP listener of the destination's family, same
-   * side as `via` preferred). TCP uses connection `connId` when it is live, else any connection to
-   * dest address:port, else opens one. Failures reach onSendError, asynchronously; never throws.
+   * side as `via` preferred). TCP/TLS use connection `connId` when it is live, else any connection of that
+   * transport to dest address:port, else open one (TLS verified against the CA bundle, SNI from
+   * dest.servername). WebSocket peers are only reachable over a connection they opened: without one the
+   * send fails with ENOTCONN (RFC 7118: never connect back). Failures reach onSendError, asynchronously;
+   * never throws.
    */
   send(buf: Buffer, dest: Peer, via?: Listener, connId?: number): void {
     try {
       if (dest.proto === 'udp') this.sendUdp(buf, dest, via)
-      else if (dest.proto === 'tcp') this.sendTcp(buf, dest, via, connId)
+      else if (dest.proto === 'tcp' || dest.proto === 'tls' || isWebSocketProto(dest.proto)) this.sendConnected(buf, dest, via, connId)
       else throw codedError('EPROTONOSUPPORT', `transport '${String(dest.proto)}' is not supported`)
     } catch (err) {
       process.nextTick(this.reportSendError, err, dest)
@@ -135,31 +159,45 @@ export class Transports implements TcpContext {
     listener.send(buf, address, dest.port)
   }
 
-  private sendTcp(buf: Buffer, dest: Peer, via: Listener | undefined, connId: number | undefined): void {
+  private sendConnected(buf: Buffer, dest: Peer, via: Listener | undefined, connId: number | undefined): void {
     if (connId !== undefined) {
       const conn = this.table.get(connId)
       if (conn !== undefined) return conn.write(buf) // a broken connection drops silently: send nothing
     }
     const address = stripBrackets(dest.address)
-    const existing = this.table.find(peerKey(address, dest.port))
+    const existing = this.table.find(peerKey(dest.proto, address, dest.port))
     if (existing !== undefined) return existing.write(buf)
-    this.connect(address, dest.port, via).write(buf)
+    if (isWebSocketProto(dest.proto)) {
+      throw codedError('ENOTCONN', `no ${dest.proto.toUpperCase()} connection from ${formatHostport(address, dest.port)} (it has closed)`)
+    }
+    this.connect(dest, address, via).write(buf)
   }
 
-  private connect(address: string, port: number, via: Listener | undefined): TcpConnection {
+  private connect(dest: Peer, address: string, via: Listener | undefined): StreamConnection {
+    const { proto, port } = dest
+    const name = proto.toUpperCase()
     if (!this.started) throw codedError('ESHUTDOWN', 'transports are not running')
     if (this.table.size >= this.opts.maxConnections) {
-      throw codedError('EMFILE', `TCP connection limit ${this.opts.maxConnections} reached`)
+      throw codedError('EMFILE', `connection limit ${this.opts.maxConnections} reached`)
     }
     const family = familyOf(address)
-    if (family === 0) throw codedError('EINVAL', `TCP destination '${address}' is not an IP address`)
+    if (family === 0) throw codedError('EINVAL', `${name} destination '${address}' is not an IP address`)
     // Inbound data on this connection needs a listener to be attributed to; bind to its address so that
     // multi-homed hosts and containers use the right source address for the side.
-    const listener = this.pick('tcp', family, via)
-    if (listener === undefined) throw codedError('ENOLISTENER', `no TCP listener for IPv${family} destination ${address}`)
+    const listener = this.pick(proto, family, via)
+    if (listener === undefined) throw codedError('ENOLISTENER', `no ${name} listener for IPv${family} destination ${address}`)
     const host = listener.spec.host
-    const socket = connect(isWildcard(host) || familyOf(host) !== family ? { host: address, port } : { host: address, port, localAddress: host })
-    return new TcpConnection(this, socket, listener, { proto: 'tcp', address, port }, false)
+    const where = isWildcard(host) || familyOf(host) !== family ? { host: address, port } : { host: address, port, localAddress: host }
+    let socket: Socket
+    if (proto === 'tls') {
+      const tls = this.tls as TlsMaterial // present: a TLS listener exists, so start() loaded it
+      // rejectUnauthorized stays true: a certificate that the CA bundle does not vouch for, or that names
+      // neither dest.servername nor the address, fails the connection (reported to onSendError).
+      socket = connectTls({ ...where, secureContext: tls.client, minVersion: TLS_MIN_VERSION, rejectUnauthorized: true, servername: dest.servername })
+    } else {
+      socket = connect(where)
+    }
+    return new StreamConnection(this, socket, listener, { proto, address, port, servername: dest.servername }, false)
   }
 
   /**
@@ -172,6 +210,16 @@ export class Transports implements TcpContext {
       return via as AnyListener
     }
     return (via !== undefined ? this.find(via.spec.side, proto, want) : undefined) ?? this.find(undefined, proto, want)
+  }
+
+  private createListener(id: number, spec: ListenSpec, all: readonly ListenSpec[]): AnyListener {
+    switch (spec.proto) {
+      case 'udp': return new UdpListener(id, spec, this.handlers, this.handlerError, this.opts.udpBufferSize, sharesWildcardPort(spec, all))
+      case 'tcp': return new TcpListener(id, spec, this)
+      case 'tls': return new TlsListener(id, spec, this)
+      case 'ws':
+      case 'wss': return new WsListener(id, spec, this)
+    }
   }
 
   private find(side: Side | undefined, proto: TransportProto, family: 4 | 6 | undefined): AnyListener | undefined {

@@ -1,11 +1,12 @@
 import type { SipMessage } from '../sip/index.js'
 
-export type TransportProto = 'udp' | 'tcp'
+/** `tls` is SIP over TLS on TCP (RFC 3261 §26); `ws`/`wss` are SIP over WebSocket (RFC 7118), inbound only. */
+export type TransportProto = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss'
 
 /** Which side of the edge a listener or a peer belongs to. */
 export type Side = 'public' | 'internal'
 
-/** A listen address as given on the command line: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`. */
+/** A listen address as given on the command line: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `wss:0.0.0.0:8443 path /sip`. */
 export interface ListenSpec {
   proto: TransportProto
   host: string
@@ -13,6 +14,10 @@ export interface ListenSpec {
   side: Side
   /** Address to advertise in Via/Record-Route when it differs from the bound one (NAT, 0.0.0.0). */
   advertise?: string
+  /** ws/wss: the only HTTP path upgraded (any path when absent). */
+  path?: string
+  /** tls/wss: `require` refuses clients without a certificate signed by the client CA (mutual TLS). */
+  clientCert?: 'none' | 'require'
 }
 
 /** Where a message came from, or where it should go. */
@@ -20,6 +25,11 @@ export interface Peer {
   proto: TransportProto
   address: string
   port: number
+  /**
+   * Outgoing TLS: the name sent in SNI and checked against the server's certificate. Without it the
+   * certificate must name the IP address (subjectAltName IP).
+   */
+  servername?: string
 }
 
 /** A bound socket (UDP) or server (TCP) of the edge. */
@@ -37,7 +47,7 @@ export interface Inbound {
   msg: SipMessage
   source: Peer
   listener: Listener
-  /** For TCP: the connection it arrived on, so that replies can reuse it. */
+  /** For TCP, TLS and WebSocket: the connection it arrived on, so that replies can reuse it. */
   connId?: number
 }
 

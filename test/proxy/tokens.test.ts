@@ -45,3 +45,12 @@ t.test('Call-ID masking', async (t) => {
   t.equal(a.unmaskCallId('se1.' + 'A'.repeat(40)), undefined, 'a made-up value does not unmask')
   t.equal(a.unmaskCallId('abc@host'), undefined, 'an unmasked Call-ID is left alone')
 })
+
+t.test('route and contact tokens carry every transport of the flow (TLS, WS, WSS)', async (t) => {
+  const a = new TokenCodec('secret-one-0123456789')
+  for (const proto of ['udp', 'tcp', 'tls', 'ws', 'wss'] as const) {
+    const flow = { proto, address: '203.0.113.7', port: 40123 }
+    t.match(a.openRoute(a.sealRoute(backend, flow)), { internal: backend, external: flow }, `route ${proto}`)
+    t.match(a.openContact(a.sealContact('sip:agent@x.invalid;transport=ws', flow)), { peer: flow }, `contact ${proto}`)
+  }
+})

@@ -336,10 +336,18 @@ t.test('TCP: a peer that does not read cannot grow the write queue without bound
   await until(() => a.tr.connectionCount() === 0, 'stuck connection dropped')
 })
 
-t.test('unsupported transports and UDP buffer sizes', async (t) => {
+t.test('unsupported transports, transports without a listener, and UDP buffer sizes', async (t) => {
   const a = await edge(t, ['udp:127.0.0.2:0'], { udpBufferSize: 1 << 20 })
-  a.tr.send(request('tls'), { proto: 'tls' as 'tcp', address: '127.0.0.4', port: 5061 })
+  a.tr.send(request('sctp'), { proto: 'sctp' as 'tcp', address: '127.0.0.4', port: 5060 })
   await until(() => a.c.sendErrors.length === 1, 'EPROTONOSUPPORT')
   t.equal((a.c.sendErrors[0]!.err as NodeJS.ErrnoException).code, 'EPROTONOSUPPORT')
+  // Outgoing TLS needs a TLS listener (its certificate and the side's source address).
+  a.tr.send(request('tls'), { proto: 'tls', address: '127.0.0.4', port: 5061 })
+  await until(() => a.c.sendErrors.length === 2, 'ENOLISTENER')
+  t.equal((a.c.sendErrors[1]!.err as NodeJS.ErrnoException).code, 'ENOLISTENER')
+  // A WebSocket peer is reached over its own connection only, never connected to.
+  a.tr.send(request('ws'), { proto: 'wss', address: '127.0.0.4', port: 40000 })
+  await until(() => a.c.sendErrors.length === 3, 'ENOTCONN')
+  t.equal((a.c.sendErrors[2]!.err as NodeJS.ErrnoException).code, 'ENOTCONN')
   t.equal(a.c.handlerErrors.length, 0, 'buffer sizes applied without error')
 })
