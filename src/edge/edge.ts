@@ -104,6 +104,8 @@ export class Edge extends EventEmitter<EdgeEvents> {
       maxMessageSize: config.limits.maxMessageSize,
       maxConnections: config.limits.maxConnections,
       tcpIdleTimeoutMs: config.limits.tcpIdleTimeoutMs,
+      // ~200 KB by default: a few 64 KiB junk datagrams would fill it and drop calls' packets (kernel caps at rmem_max).
+      udpBufferSize: UDP_BUFFER_BYTES,
       tls: config.tls,
       ws: config.ws,
     })
@@ -375,6 +377,8 @@ function etcdConnection(e: NonNullable<EdgeConfig['etcd']>): { auth?: { username
   const tls = e.cacert || e.cert || e.key ? { ...(e.cacert ? { ca: e.cacert } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } : undefined
   return { ...(e.username ? { auth: { username: e.username, password: e.password ?? '' } } : {}), ...(tls ? { tls } : {}) }
 }
+
+const UDP_BUFFER_BYTES = 4 * 1024 * 1024
 
 function sourceFilter(allow: string[], deny: string[]): SourceFilter {
   return new SourceFilter(allow.length ? cidrList(allow) : undefined, deny.length ? cidrList(deny) : undefined)
