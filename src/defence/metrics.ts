@@ -2,27 +2,12 @@
  * The defence's Prometheus metrics, registered on the edge's registry (read at scrape time from the plain
  * counters in DefenceStats; nothing runs per message).
  */
-import type { Metric, Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { registerScrapeMetric as register } from '../util/scrape_metric.js'
 import { BAN_REASONS } from './bans.js'
 import type { Defence } from './defence.js'
 
-interface Sample {
-  value: number
-  labels: Record<string, string>
-}
 
-function register(registry: Registry, name: string, type: 'counter' | 'gauge', help: string, read: () => Sample[]): void {
-  const metric = {
-    name,
-    help,
-    type,
-    aggregator: 'sum',
-    collect() {},
-    reset() {},
-    get: async () => ({ name, help, type, aggregator: 'sum', values: read() }),
-  }
-  registry.registerMetric(metric as unknown as Metric<string>)
-}
 
 /** Adds sipedge_bans_active, sipedge_bans_total, sipedge_defence_dropped_total, sipedge_auth_failures_total. */
 export function registerDefenceMetrics(registry: Registry, defence: () => Defence | undefined): void {

@@ -3,7 +3,8 @@
  * read when /metrics is scraped; gauges come from callbacks the edge registers (tables, sockets,
  * backend states). Each metric is a small object with `get()` that prom-client's Registry renders.
  */
-import { collectDefaultMetrics, Registry, type Metric } from 'prom-client'
+import { collectDefaultMetrics, Registry } from 'prom-client'
+import { registerScrapeMetric as register, type Labels, type Sample } from '../util/scrape_metric.js'
 import type { AdminState, HealthState } from '../dispatch/types.js'
 import { VERSION } from '../version.js'
 import { DIRECTIONS, EdgeStats, METHODS, SETUP_BUCKETS_MS, SIDES, type DirIndex, type SideIndex } from './stats.js'
@@ -30,37 +31,12 @@ export interface EdgeMetrics {
   setSources(sources: MetricsSources): void
 }
 
-type Labels = Record<string, string>
-interface Sample {
-  value: number
-  labels: Labels
-  metricName?: string
-}
 
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', '6xx']
 const HEALTH: readonly HealthState[] = ['up', 'probing', 'down']
 const ADMIN: readonly AdminState[] = ['active', 'draining', 'disabled']
 const ETCD: readonly EtcdState[] = ['connected', 'disconnected', 'off']
 
-/** Registers a metric whose samples are computed at scrape time. */
-function register(
-  registry: Registry,
-  name: string,
-  type: 'counter' | 'gauge' | 'histogram',
-  help: string,
-  read: () => Sample[] | undefined,
-): void {
-  const metric = {
-    name,
-    help,
-    type,
-    aggregator: 'sum',
-    collect() {},
-    reset() {},
-    get: async () => ({ name, help, type, aggregator: 'sum', values: read() ?? [] }),
-  }
-  registry.registerMetric(metric as unknown as Metric<string>)
-}
 
 function one(value: number, labels: Labels = {}): Sample[] {
   return [{ value, labels }]

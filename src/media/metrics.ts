@@ -1,6 +1,7 @@
 // Media metrics in the edge's style: the hot path only bumps numbers in MediaStats (fed by the NG
 // client's onCommand hook and the anchor's onEvent), and Prometheus samples are computed at scrape time.
-import type { Metric, Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { registerScrapeMetric as register, type Sample } from '../util/scrape_metric.js'
 import type { MediaEvent } from './anchor.js'
 import type { NgOutcome, NgTarget } from './ng_client.js'
 import { rtpengineId, type RtpenginePool } from './rtpengine_pool.js'
@@ -59,16 +60,7 @@ export class MediaStats {
   }
 }
 
-type Labels = Record<string, string>
-interface Sample { value: number; labels: Labels; metricName?: string }
 
-function register(registry: Registry, name: string, type: 'counter' | 'gauge' | 'histogram', help: string, read: () => Sample[]): void {
-  const metric = {
-    name, help, type, aggregator: 'sum', collect() {}, reset() {},
-    get: async () => ({ name, help, type, aggregator: 'sum', values: read() }),
-  }
-  registry.registerMetric(metric as unknown as Metric<string>)
-}
 
 /** Registers the sipedge_media_* metrics on `registry`. */
 export function registerMediaMetrics(registry: Registry, stats: MediaStats, pool: RtpenginePool): void {
