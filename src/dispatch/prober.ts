@@ -1,7 +1,8 @@
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
+import { type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
 import { connect, isIPv6, type Socket as TcpSocket } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { performance } from 'node:perf_hooks'
+import { bindClientSockets } from '../util/client_sockets.js'
 import { targetHostport, type Backend } from './backend.js'
 import type { Dispatcher } from './dispatcher.js'
 import { buildProbe, frameLength, probeBranch, readProbeReply } from './probe-wire.js'
@@ -271,28 +272,11 @@ export class Prober {
 
   private bindSockets(): Promise<void> {
     this.binding ??= (async () => {
-      const local = this.localAddress
-      const localV6 = local !== undefined && isIPv6(local)
-      this.udp4 = await this.bindOne('udp4', local !== undefined && !localV6 ? local : '0.0.0.0')
-      // IPv6 is optional on a host: without it, v6 backends simply fail their probes.
-      this.udp6 = await this.bindOne('udp6', localV6 ? local : '::').catch(() => undefined)
+      const { udp4, udp6 } = await bindClientSockets(this.localAddress, this.onUdpMessage, () => false)
+      this.udp4 = udp4
+      this.udp6 = udp6
     })()
     return this.binding
-  }
-
-  private bindOne(type: 'udp4' | 'udp6', address: string): Promise<UdpSocket> {
-    return new Promise((resolve, reject) => {
-      const s = createSocket({ type, ipv6Only: type === 'udp6' })
-      s.once('error', reject)
-      s.bind(0, address, () => {
-        s.off('error', reject)
-        // Errors on an unconnected socket (ICMP, buffer) do not name a probe: they must not crash us.
-        s.on('error', () => undefined)
-        s.on('message', this.onUdpMessage)
-        s.unref()
-        resolve(s)
-      })
-    })
   }
 
   private viaHost(bound: string, v6: boolean): string {

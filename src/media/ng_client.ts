@@ -2,9 +2,10 @@
 // the same cookie. rtpengine caches replies by cookie, so a retransmission with the same cookie is
 // answered from that cache and never executes a command twice (an offer is not allocated twice).
 import { randomBytes } from 'node:crypto'
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
+import { type RemoteInfo, type Socket } from 'node:dgram'
 import { isIPv6 } from 'node:net'
 import { performance } from 'node:perf_hooks'
+import { bindClientSockets } from '../util/client_sockets.js'
 import { BencodeError, decode, encode, isDict, type BDict, type BInput, type BValue } from './bencode.js'
 
 export interface NgTarget {
@@ -299,30 +300,13 @@ export class NgClient {
   }
 
   private async bind(): Promise<void> {
-    const local = this.localAddress
-    const localV6 = local !== undefined && isIPv6(local)
-    this.udp4 = await this.bindOne('udp4', local !== undefined && !localV6 ? local : '0.0.0.0')
-    // IPv6 is optional on a host: without it, requests to v6 instances fail with 'closed'.
-    this.udp6 = await this.bindOne('udp6', localV6 ? local : '::').catch(() => undefined)
+    const { udp4, udp6 } = await bindClientSockets(this.localAddress, this.onMessage, () => this.pending.size > 0)
+    this.udp4 = udp4
+    this.udp6 = udp6
     if (this.closed) {
       for (const s of [this.udp4, this.udp6]) s?.close()
       this.udp4 = this.udp6 = undefined
     }
-  }
-
-  private bindOne(type: 'udp4' | 'udp6', address: string): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const s = createSocket({ type, ipv6Only: type === 'udp6' })
-      s.once('error', reject)
-      s.bind(0, address, () => {
-        s.off('error', reject)
-        // Send errors and ICMP on an unconnected socket name no request: never crash on them.
-        s.on('error', () => undefined)
-        s.on('message', this.onMessage)
-        if (this.pending.size === 0) s.unref()
-        resolve(s)
-      })
-    })
   }
 }
 
