@@ -20,6 +20,7 @@ import { applyLogLevels, createLogger } from './logger.js'
 import { availableParallelism } from 'node:os'
 import { runtimeProblem } from './runtime.js'
 import { setWorkerTokens } from '../sip/index.js'
+import { setRouteWorker } from '../proxy/routing.js'
 import { applySettled, runPrimary, workerIndex, workersProblem } from './workers/supervisor.js'
 
 /** What the CLI needs from src/edge/edge.ts (createEdge). */
@@ -160,6 +161,7 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
   if (worker !== undefined) {
     config = applySettled(config, io.env)
     setWorkerTokens(worker) // before any branch is made: a response must name the worker that owns it
+    setRouteWorker(worker) // and a dialog's requests the worker that holds it
   }
   let log = (io.createLogger ?? ((c: EdgeConfig) => createLogger(c)))(config)
   if (worker !== undefined) log = log.child({ worker })
@@ -172,8 +174,9 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
   try {
     const mod = io.loadEdge ? await io.loadEdge() : ((await import(EDGE_MODULE)) as EdgeModule)
     edge = await mod.createEdge({ config, logger: log })
+    const link = worker === undefined ? undefined : await joinCluster(edge, worker)
     await edge.start()
-    if (worker !== undefined) await joinCluster(edge, worker)
+    link?.started()
   } catch (err) {
     log.fatal({ err }, 'sipedge failed to start')
     return 1
@@ -262,9 +265,9 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
 }
 
 /** A worker joins its primary once its edge is up (the edge module is loaded lazily, so is this). */
-async function joinCluster(edge: EdgeHandle, index: number): Promise<void> {
+async function joinCluster(edge: EdgeHandle, index: number): Promise<{ started(): void }> {
   const { attachWorker } = await import('./workers/worker.js')
-  await attachWorker(edge as unknown as import('./edge.js').Edge, index, (m) => process.send?.(m))
+  return attachWorker(edge as unknown as import('./edge.js').Edge, index, (m) => process.send?.(m))
 }
 
 function isMain(): boolean {

@@ -179,7 +179,20 @@ function isFrom(source: Peer, internal: Peer, external: Peer): boolean {
   return !(source.address === external.address && source.port === external.port && source.port !== internal.port)
 }
 
-/** The edge's Record-Route entry on a listener, carrying the route token. */
+/** URI parameter of the edge's Record-Route entry naming the worker process whose dialog it is (`--workers`). */
+export const WORKER_PARAM = 'sw'
+let workerParam = ''
+
+/**
+ * Worker processes: every Record-Route this process adds names it, so that an in-dialog request reaching
+ * another worker (a backend's BYE comes from one port, which the kernel keeps on one worker) is handed to the
+ * worker holding the dialog, and each dialog's requests are handled in order by one process.
+ */
+export function setRouteWorker(worker: number): void {
+  workerParam = `;${WORKER_PARAM}=${worker}`
+}
+
+/** The edge's Record-Route entry on a listener, carrying the route token (and the worker, with workers). */
 export function recordRoute(l: Listener, token: string): string {
-  return `<sip:${l.hostport}${uriTransportParam(l.spec.proto)};lr;${RR_PARAM}=${token}>`
+  return `<sip:${l.hostport}${uriTransportParam(l.spec.proto)};lr${workerParam};${RR_PARAM}=${token}>`
 }

@@ -45,15 +45,17 @@ let edgePort: number
 let ringing: SippUas
 let answering: SippUas
 let busy: SippUas
+let hangingUp: SippUas
 
 t.before(async () => {
   ringing = await startUas({ scenario: 'uas_cancel', ip: '127.0.1.61', t, traceMsg: false })
   answering = await startUas({ scenario: 'uas', ip: '127.0.1.62', t, traceMsg: false })
   busy = await startUas({ scenario: 'uas_503', ip: '127.0.1.63', t, traceMsg: false })
+  hangingUp = await startUas({ scenario: 'uas_bye', ip: '127.0.1.64', t, traceMsg: false, durationMs: 100 })
   edgePort = await freePort()
   admin = await freeTcpPort()
   writeBackends([`sip:${ringing.id}`])
-  edge = await startCliEdge(t, ['--workers', '2', '--config', configFile, '--listen', `udp:127.0.0.1:${edgePort}`, '--no-probe', '--admin', `127.0.0.1:${admin}`])
+  edge = await startCliEdge(t, ['--workers', '2', '--config', configFile, '--listen', `udp:127.0.0.1:${edgePort}`, '--listen', `tcp:127.0.0.1:${edgePort}`, '--no-probe', '--admin', `127.0.0.1:${admin}`])
 })
 
 t.test('the primary starts two workers on the pinned Node, each its own process', async (t) => {
@@ -118,6 +120,30 @@ t.test('drain a backend on the primary admin API: every worker stops sending it 
   await fetch(`http://127.0.0.1:${admin}/backends/${id}/enable`, { method: 'POST' })
 })
 
+t.test('TCP callers: the backend\'s BYE reaches the caller\'s connection, whichever worker holds it', async (t) => {
+  writeBackends([`sip:${hangingUp.id}`])
+  const from = edge.logs().length
+  edge.proc.child.kill('SIGHUP')
+  for (const w of [0, 1]) {
+    await edge.waitLog((l) => edge.logs().indexOf(l) >= from && l.msg === 'SIGHUP: config reloaded' && l.worker === w, 5000, `worker ${w} reloaded`)
+  }
+  // -t tn: one TCP connection per call, spread over the workers' listening sockets; the backend's BYEs all
+  // come from its one UDP port and land on one worker, which sends half of them through the other's connections.
+  const before = await perWorker(admin, 'sipedge_worker_handed_over_total')
+  const r = await runUac({ scenario: 'uac_callee_bye', target: `127.0.0.1:${edgePort}`, transport: 'tcp', calls: 40, rate: 40, t, traceMsg: false, extra: ['-t', 'tn', '-max_socket', '64'] })
+  t.equal(r.successful, 40, describe(r))
+  const after = await perWorker(admin, 'sipedge_worker_handed_over_total')
+  // Each BYE and its ACK-less 200 back: the BYE goes to the worker the Route names, which holds the dialog and the connection.
+  t.ok(after[0]! + after[1]! - before[0]! - before[1]! >= 10, `BYEs handed to the worker holding the dialog: ${before} -> ${after}`)
+  await waitFor(async () => (await sum(admin, 'sipedge_calls_active', /.*/)) <= 1, { timeoutMs: 3000, what: 'every TCP call ended on the worker holding it' })
+  writeBackends([`sip:${answering.id}`, `sip:${busy.id}`])
+  edge.proc.child.kill('SIGHUP')
+  await waitFor(async () => {
+    const b = (await (await fetch(`http://127.0.0.1:${admin}/backends`)).json()) as Array<{ id: string }>
+    return b.length === 2
+  }, { what: 'the backends back' })
+})
+
 t.test('a worker SIGKILLed under load: it is restarted alone, and only its own calls in flight are lost', async (t) => {
   const running = await edge.waitLog((l) => l.msg === 'sipedge worker running' && l.worker === 1)
   const victim = running.pid as number
@@ -138,6 +164,8 @@ t.test('a worker SIGKILLed under load: it is restarted alone, and only its own c
 })
 
 t.test('SIGTERM drains every worker and the primary exits 0', async (t) => {
+  // Every call ended, whichever worker its BYE reached: no worker holds a dialog that would hold the drain up.
+  await waitFor(async () => (await sum(admin, 'sipedge_calls_active', /.*/)) === 0, { timeoutMs: 5000, what: 'no call active on any worker' })
   edge.proc.child.kill('SIGTERM')
   const code = await edge.proc.exited
   t.equal(code, 0)

@@ -18,14 +18,20 @@ export interface BackendReport {
 
 export type ToPrimary =
   | { t: 'sipedge:relay-port'; worker: number; port: number }
+  /** The worker's listeners are bound and it serves. */
+  | { t: 'sipedge:started'; worker: number }
   | { t: 'sipedge:status'; worker: number; backends: BackendReport[]; dialogs: number; draining: boolean }
   | { t: 'sipedge:answer'; id: number; value: unknown }
+  /** A peer opened a connection to this worker (or it closed): other workers send to that peer through it. */
+  | { t: 'sipedge:flow'; worker: number; key: string; open: boolean }
 
 export type ToWorker =
   /** Each worker's relay socket (loopback UDP port), by worker number. */
   | { t: 'sipedge:relay-ports'; ports: number[] }
   /** Per backend id: the calls the other workers carry (least-calls across workers). */
   | { t: 'sipedge:others'; calls: Record<string, number> }
+  /** Connections held by other workers: peer key -> worker (a snapshot replaces, a change updates). */
+  | { t: 'sipedge:flows'; snapshot: boolean; flows: Array<[key: string, worker: number | null]> }
   | { t: 'sipedge:ask'; id: number; what: 'setAdmin'; backend: string; state: 'active' | 'draining' }
   | { t: 'sipedge:ask'; id: number; what: 'dialogs'; offset: number; limit: number }
   | { t: 'sipedge:ask'; id: number; what: 'bans'; method: string; path: string; query: string }

@@ -64,6 +64,13 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
   const aggregator = new AggregatorRegistry()
   const asks = new Map<number, (value: unknown) => void>()
   let askId = 0
+  /** Who holds each peer's connection (TCP/TLS/WS accepted by a worker): peer key -> worker. */
+  const flows = new Map<string, number>()
+  const tellOthers = (except: number, m: ToWorker): void => {
+    slots.forEach((s, i) => {
+      if (i !== except) s.worker?.send(m)
+    })
+  }
 
   cluster.setupPrimary({ exec: o.exec, args: o.argv })
 
@@ -82,10 +89,17 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
       if (!isMessage<ToPrimary>(m)) return
       if (m.t === 'sipedge:relay-port') {
         slot.relayPort = m.port
+        w.send({ t: 'sipedge:flows', snapshot: true, flows: [...flows].filter(([, o]) => o !== i) } satisfies ToWorker)
         broadcastPorts()
+      } else if (m.t === 'sipedge:started') {
         if (firstStart && ++startedCount === n) firstStart(true)
       } else if (m.t === 'sipedge:status') {
         slot.status = m
+      } else if (m.t === 'sipedge:flow') {
+        if (m.open) flows.set(m.key, i)
+        else if (flows.get(m.key) === i) flows.delete(m.key)
+        else return // another worker holds a newer connection from that peer
+        tellOthers(i, { t: 'sipedge:flows', snapshot: false, flows: [[m.key, m.open ? i : null]] })
       } else if (m.t === 'sipedge:answer') {
         asks.get(m.id)?.(m.value)
         asks.delete(m.id)
@@ -95,6 +109,11 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
       slot.worker = undefined
       slot.relayPort = 0
       slot.status = undefined
+      // Its connections died with it.
+      const gone: Array<[string, null]> = []
+      for (const [key, o] of flows) if (o === i) gone.push([key, null])
+      for (const [key] of gone) flows.delete(key)
+      if (gone.length > 0) tellOthers(i, { t: 'sipedge:flows', snapshot: false, flows: gone })
       if (stopping) {
         exits.set(i, code ?? 1)
         return
