@@ -22,6 +22,7 @@ import { runtimeProblem } from './runtime.js'
 import { setWorkerTokens } from '../sip/index.js'
 import { setRouteWorker } from '../proxy/routing.js'
 import { applySettled, runPrimary, workerIndex, workersProblem } from './workers/supervisor.js'
+import type { WorkerLink } from './workers/worker.js'
 
 /** What the CLI needs from src/edge/edge.ts (createEdge). */
 export interface EdgeHandle {
@@ -167,14 +168,20 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
   if (worker !== undefined) log = log.child({ worker })
   for (const w of load.warnings) if (worker === undefined) log.warn({ component: 'config' }, w)
   if (workers > 1 && worker === undefined) {
-    return runPrimary({ config: { ...config, workers }, workers, exec: process.argv[1] ?? '', argv, log, signals: io.signals, callsCutCode: EXIT_CALLS_CUT })
+    const primaryLog = log
+    const reloadOwn = (): void => {
+      const next = loadConfig({ argv, env: io.env, ...(io.readFile ? { readFile: io.readFile } : {}) })
+      if (next.errors.length === 0) applyLogLevels(primaryLog, next.config)
+    }
+    return runPrimary({ config: { ...config, workers }, workers, exec: process.argv[1] ?? '', argv, log, signals: io.signals, callsCutCode: EXIT_CALLS_CUT, reloadOwn })
   }
 
   let edge: EdgeHandle
+  let link: WorkerLink | undefined
   try {
     const mod = io.loadEdge ? await io.loadEdge() : ((await import(EDGE_MODULE)) as EdgeModule)
     edge = await mod.createEdge({ config, logger: log })
-    const link = worker === undefined ? undefined : await joinCluster(edge, worker)
+    link = worker === undefined ? undefined : await joinCluster(edge, worker)
     await edge.start()
     link?.started()
   } catch (err) {
@@ -233,7 +240,8 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
           ...(io.readFile ? { readFile: io.readFile } : {}),
         })
         if (next.errors.length > 0) {
-          log.error({ errors: next.errors }, 'SIGHUP: config invalid, keeping the running one')
+          if (link) link.reloaded({ applied: [], restart: [], errors: next.errors })
+          else log.error({ errors: next.errors }, 'SIGHUP: config invalid, keeping the running one')
           return
         }
         const nextConfig = worker === undefined ? next.config : applySettled(next.config, io.env)
@@ -241,10 +249,14 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
         const notLive = await edge.reload(nextConfig)
         applyLogLevels(log, nextConfig)
         config = nextConfig
-        log.info({ applied: changed.filter((k) => !notLive.includes(k)), file: next.file }, 'SIGHUP: config reloaded')
+        const applied = changed.filter((k) => !notLive.includes(k))
+        // A worker tells its primary, which says it once for all of them.
+        if (link) return link.reloaded({ applied, restart: notLive })
+        log.info({ applied, file: next.file }, 'SIGHUP: config reloaded')
         if (notLive.length > 0) log.warn({ keys: notLive }, 'SIGHUP: these keys need a restart to take effect, kept as they were')
       } catch (err) {
-        log.error({ err }, 'SIGHUP: reload failed')
+        if (link) link.reloaded({ applied: [], restart: [], errors: [String((err as Error)?.message ?? err)] })
+        else log.error({ err }, 'SIGHUP: reload failed')
       } finally {
         reloading = false
       }
@@ -265,7 +277,7 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
 }
 
 /** A worker joins its primary once its edge is up (the edge module is loaded lazily, so is this). */
-async function joinCluster(edge: EdgeHandle, index: number): Promise<{ started(): void }> {
+async function joinCluster(edge: EdgeHandle, index: number): Promise<WorkerLink> {
   const { attachWorker } = await import('./workers/worker.js')
   return attachWorker(edge as unknown as import('./edge.js').Edge, index, (m) => process.send?.(m))
 }

@@ -18,6 +18,8 @@ export interface BackendReport {
 
 export type ToPrimary =
   | { t: 'sipedge:relay-port'; worker: number; port: number }
+  /** The worker applied a SIGHUP (errors: it kept its running config). */
+  | { t: 'sipedge:reloaded'; worker: number; applied: string[]; restart: string[]; errors?: string[] }
   /** The worker's listeners are bound and it serves. */
   | { t: 'sipedge:started'; worker: number }
   | { t: 'sipedge:status'; worker: number; backends: BackendReport[]; dialogs: number; draining: boolean }

@@ -31,6 +31,8 @@ export interface PrimaryOptions {
   signals: EventEmitter
   /** Exit code of a drain that cut calls (the CLI's EXIT_CALLS_CUT). */
   callsCutCode: number
+  /** SIGHUP in the primary itself: re-read the config for its own log levels. */
+  reloadOwn?: () => void
 }
 
 /** A worker that dies is forked again after this long (a worker failing at start does not spin). */
@@ -64,6 +66,21 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
   const aggregator = new AggregatorRegistry()
   const asks = new Map<number, (value: unknown) => void>()
   let askId = 0
+  /** The SIGHUP being applied: workers yet to answer, and what those that did said. */
+  let reload: { pending: Set<number>; results: Array<Extract<ToPrimary, { t: 'sipedge:reloaded' }>>; timer: NodeJS.Timeout } | undefined
+  const reloadDone = (): void => {
+    if (!reload) return
+    clearTimeout(reload.timer)
+    const { results, pending } = reload
+    reload = undefined
+    const errors = results.flatMap((r) => r.errors ?? [])
+    if (errors.length > 0) return void log.error({ errors: [...new Set(errors)] }, 'SIGHUP: config invalid, keeping the running one')
+    const first = results[0]
+    if (pending.size > 0) log.warn({ workers: [...pending] }, 'SIGHUP: some workers did not answer the reload')
+    log.info({ applied: first?.applied ?? [], workers: results.length }, 'SIGHUP: config reloaded')
+    const restart = [...new Set(results.flatMap((r) => r.restart))]
+    if (restart.length > 0) log.warn({ keys: restart }, 'SIGHUP: these keys need a restart to take effect, kept as they were')
+  }
   /** Who holds each peer's connection (TCP/TLS/WS accepted by a worker): peer key -> worker. */
   const flows = new Map<string, number>()
   const tellOthers = (except: number, m: ToWorker): void => {
@@ -95,6 +112,10 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
         if (firstStart && ++startedCount === n) firstStart(true)
       } else if (m.t === 'sipedge:status') {
         slot.status = m
+      } else if (m.t === 'sipedge:reloaded') {
+        if (!reload?.pending.delete(i)) return
+        reload.results.push(m)
+        if (reload.pending.size === 0) reloadDone()
       } else if (m.t === 'sipedge:flow') {
         if (m.open) flows.set(m.key, i)
         else if (flows.get(m.key) === i) flows.delete(m.key)
@@ -262,9 +283,12 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
     const onTerm = (): void => stop('SIGTERM')
     const onInt = (): void => stop('SIGINT')
     const onHup = (): void => {
-      if (stopping) return
-      log.info('SIGHUP: passed on to every worker (each reloads the config)')
-      for (const s of slots) s.worker?.process.kill('SIGHUP')
+      if (stopping || reload) return
+      o.reloadOwn?.()
+      const live = slots.flatMap((s, i) => (s.worker && s.status ? [i] : []))
+      reload = { pending: new Set(live), results: [], timer: setTimeout(reloadDone, 10_000) }
+      log.debug({ workers: live }, 'SIGHUP: passed on to every worker (each reloads the config)')
+      for (const i of live) slots[i]!.worker?.process.kill('SIGHUP')
     }
     o.signals.on('SIGTERM', onTerm)
     o.signals.on('SIGINT', onInt)

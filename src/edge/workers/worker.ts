@@ -22,6 +22,8 @@ export interface WorkerLink {
   readonly takenOver: number
   /** The edge has started: tell the primary. */
   started(): void
+  /** A SIGHUP reload done (or refused, with errors): the primary logs it once for all workers. */
+  reloaded(r: { applied: string[]; restart: string[]; errors?: string[] }): void
   close(): void
 }
 
@@ -181,6 +183,9 @@ export async function attachWorker(edge: Edge, index: number, send: (m: ToPrimar
   await portsKnown
 
   return {
+    reloaded(r) {
+      send({ t: 'sipedge:reloaded', worker: index, ...r })
+    },
     started() {
       send({ t: 'sipedge:started', worker: index })
       report()
