@@ -7,6 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { parseHostPort } from './config.js'
+import type { AdminReply } from '../defence/admin.js'
 
 export interface AdminTarget {
   /** Prometheus exposition text. */
@@ -25,7 +26,7 @@ export interface AdminTarget {
 }
 
 export interface DialogPage { total: number; items: unknown[] }
-export interface AdminReply { status: number; body: unknown; headers?: Record<string, string> }
+export type { AdminReply }
 
 export interface AdminServer {
   readonly port: number

@@ -144,6 +144,21 @@ t.test('TCP callers: the backend\'s BYE reaches the caller\'s connection, whiche
   }, { what: 'the backends back' })
 })
 
+t.test('the primary admin API answers for every worker: dialogs, bans', async (t) => {
+  const long = runUac({ scenario: 'uac', target: `127.0.0.1:${edgePort}`, calls: 20, rate: 100, durationMs: 1500, t, traceMsg: false, extra: MANY_SOURCES })
+  await waitFor(async () => (await sum(admin, 'sipedge_calls_active', /.*/)) >= 20, { timeoutMs: 5000, what: '20 calls up' })
+  const page = (await (await fetch(`http://127.0.0.1:${admin}/dialogs?limit=5`)).json()) as { total: number; items: unknown[] }
+  t.ok(page.total >= 20, `the dialogs of both workers: ${page.total}`)
+  t.equal(page.items.length, 5)
+  t.equal((await long).successful, 20)
+  const ban = await fetch(`http://127.0.0.1:${admin}/bans/192.0.2.7?seconds=60`, { method: 'POST' })
+  t.equal(ban.status, 201)
+  const bans = (await (await fetch(`http://127.0.0.1:${admin}/bans`)).json()) as Array<{ address: string }>
+  t.same(bans.map((b) => b.address), ['192.0.2.7'], 'banned on every worker, listed once')
+  t.equal((await fetch(`http://127.0.0.1:${admin}/bans/192.0.2.7`, { method: 'DELETE' })).status, 200)
+  t.same(await (await fetch(`http://127.0.0.1:${admin}/bans`)).json(), [], 'lifted on every worker')
+})
+
 t.test('a worker SIGKILLed under load: it is restarted alone, and only its own calls in flight are lost', async (t) => {
   const running = await edge.waitLog((l) => l.msg === 'sipedge worker running' && l.worker === 1)
   const victim = running.pid as number

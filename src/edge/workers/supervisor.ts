@@ -223,8 +223,10 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
         const answers = (await askAll((id) => ({ t: 'sipedge:ask', id, what: 'bans', method, path, query: query.toString() }))) as Array<AdminReply | null>
         const replies = answers.filter((a): a is AdminReply => a !== null && a !== undefined)
         if (path === '/bans' && replies.every((r) => r.status === 200)) {
-          // Each worker bans the sources it sees: the list is their union.
-          return { status: 200, body: replies.flatMap((r) => (Array.isArray(r.body) ? r.body : [])) }
+          // Each worker bans the sources it sees: the list is their union, one entry per address.
+          const byAddress = new Map<unknown, unknown>()
+          for (const r of replies) for (const b of Array.isArray(r.body) ? r.body : []) byAddress.set((b as { address?: unknown }).address, b)
+          return { status: 200, body: [...byAddress.values()] }
         }
         return replies.find((r) => r.status < 300) ?? replies[0]
       },
