@@ -67,6 +67,7 @@ t.test('the primary starts two workers on the pinned Node, each its own process'
     const line = await edge.waitLog((l) => l.msg === 'sipedge worker running' && l.worker === w)
     t.match(line.node, /^v24\./, `worker ${w} runs on Node 24`)
   }
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${admin}/readyz`)).status === 200, { what: '/readyz 200 on the primary' })
 })
 
 t.test('CANCEL of ringing calls over both workers: every call ends with 487, none left over', async (t) => {
