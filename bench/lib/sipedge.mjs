@@ -20,7 +20,8 @@ export async function startSipedge(o) {
   assertUdpFree(o.ip, o.port, 'sipedge not runnable')
   const args = ['--listen', `udp:${o.ip}:${o.port}`]
   for (const b of o.backends) args.push('--backend', `sip:${b}`)
-  args.push('--algorithm', 'round-robin', '--secret', o.secret ?? 'bench-secret-0123456789', '--log-level', 'warn', '--shutdown-timeout-ms', '500')
+  // --no-probe: SIPp UAS answers OPTIONS only now and then (README), and a backend probed down fails the step.
+  args.push('--no-probe', '--algorithm', 'round-robin', '--secret', o.secret ?? 'bench-secret-0123456789', '--log-level', 'warn', '--shutdown-timeout-ms', '500')
   if (o.workers && o.workers > 1) args.push('--workers', String(o.workers))
   const logFile = join(o.tmpDir, 'sipedge.log')
   const host = join(o.root, 'bench/lib/edge-host.mjs')

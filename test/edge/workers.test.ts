@@ -140,7 +140,7 @@ t.test('TCP callers: the backend\'s BYE reaches the caller\'s connection, whiche
   writeBackends([`sip:${answering.id}`, `sip:${busy.id}`])
   edge.proc.child.kill('SIGHUP')
   await waitFor(async () => {
-    const b = (await (await fetch(`http://127.0.0.1:${admin}/backends`)).json()) as Array<{ id: string }>
+    const b = (await (await fetch(`http://127.0.0.1:${admin}/backends`)).json()) as Array<{ id: string; health: string }>
     return b.length === 2
   }, { what: 'the backends back' })
 })
