@@ -122,4 +122,26 @@ t.test('readiness and SIGHUP: no rtpengine up -> /readyz 503 and calls 503; a ne
   t.equal((await uac).successful, 1, 'calls go to the reloaded instance')
   t.same(await ng.list(target(b)), [], 'no session left on b')
   t.notOk(edge.logs().some((l) => l.msg === 'SIGHUP: these keys need a restart to take effect, kept as they were'), 'the instance list is live')
+
+  // The mode is live too: back to off, SDP passes untouched and rtpengine sees nothing.
+  writeFileSync(file, yaml(b.spec).replace('mode: anchor', 'mode: off'))
+  edge.proc.kill('SIGHUP')
+  await edge.waitLog((l) => l.msg === 'SIGHUP: config reloaded' && edge.logs().filter((x) => x.msg === 'SIGHUP: config reloaded').length === 2, 5000)
+  const plain = await runUac({ t, scenario: 'uac', target: `${EDGE}:${edgePort}`, localIp: CALLER, calls: 1, durationMs: 1000, timeoutS: 10 })
+  t.equal(plain.successful, 1, 'a call with media.mode off')
+  t.match(readFileSync(plain.messages!, 'latin1'), new RegExp(`c=IN IP4 ${BACKEND.replace(/\./g, '\\.')}`), 'the SDP is the backend\'s own')
+  t.notOk(edge.logs().some((l) => l.msg === 'SIGHUP: these keys need a restart to take effect, kept as they were'), 'media.mode is live')
+})
+
+t.test('an edge started without anchoring needs a restart to start anchoring (SIGHUP names the keys)', async (t) => {
+  const eng = await startRtpengine({ t, n: 14 })
+  const port = await freeUdpPort(EDGE)
+  const { validateConfig } = await import('../../src/config/index.js')
+  const { createEdge } = await import('../../src/edge/edge.js')
+  const edge = await createEdge({ listen: [`udp:${EDGE}:${port}`], logLevel: 'silent' })
+  await edge.start()
+  t.teardown(() => edge.stop())
+  const next = validateConfig({ listen: [`udp:${EDGE}:${port}`], logLevel: 'silent', secret: edge.config.secret, media: { mode: 'anchor', rtpengine: [eng.spec] } }, 'test').config!
+  t.same(await edge.reload(next), ['media.mode', 'media.sets'], 'named as needing a restart')
+  t.equal(edge.config.media.mode, 'off', 'the running value is kept')
 })
