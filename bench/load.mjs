@@ -158,15 +158,18 @@ try {
     const [ip, port] = hp.split(':')
     uas.push(await startUas(scen.uas, ip, Number(port), tmpDir))
   }
-  if (opt.media) {
-    rtp = await startRtpengine({ tmpDir })
-    result.media = { rtpengine: rtp.ng }
-  }
   for (const name of wanted) {
     if (expired) break
     if (name !== 'sipedge' && name !== 'kamailio') { process.stderr.write(`unknown proxy ${name}\n`); continue }
     result.proxies[name] = await benchProxy(name)
-    if (rtp && !expired) result.proxies[`${name}+media`] = await benchProxy(name, rtp)
+    if (opt.media && !expired) {
+      // A fresh rtpengine per proxy: what it holds after the run is that proxy's leftovers only.
+      rtp = await startRtpengine({ tmpDir: join(tmpDir, name) })
+      result.media = { rtpengine: rtp.ng }
+      result.proxies[`${name}+media`] = await benchProxy(name, rtp)
+      await rtp.stop()
+      rtp = undefined
+    }
   }
 } catch (e) {
   process.stderr.write(`load.mjs: ${e.message}\n`)
