@@ -1,8 +1,10 @@
 // The media room assembled from a validated `media` config, with its metrics, against a real rtpengine.
 import t from 'tap'
+import { EventEmitter } from 'node:events'
 import { Registry } from 'prom-client'
 import { createMedia, mediaForSet } from '../../src/media/index.js'
-import { validateMediaConfig } from '../../src/config/index.js'
+import { loadConfig, validateMediaConfig } from '../../src/config/index.js'
+import { runCli } from '../../src/edge/cli.js'
 import { MediaStats, registerMediaMetrics } from '../../src/media/metrics.js'
 import { waitFor } from '../helpers/net.js'
 import { startRtpengine } from '../helpers/rtpengine.js'
@@ -54,6 +56,45 @@ t.test('media config: defaults, full form, every problem named by its key', asyn
   t.match(validateMediaConfig({ ping: { intervalMs: 500 } }).errors, [/media\.ping\.timeoutMs: 1000 must be less than media\.ping\.intervalMs/])
   t.match(validateMediaConfig({ rtpengine: ['udp:127.0.0.1:1', '127.0.0.1:1;weight=2'] }).errors, [/media\.rtpengine\[1\]: .* duplicates media\.rtpengine\[0\]/])
   t.match(validateMediaConfig([]).errors, [/media: .* must be a mapping/])
+})
+
+t.test('flags and environment: --media-mode, repeatable --media-rtpengine, --media-set SET=MODE, SIPEDGE_MEDIA_*', async (t) => {
+  const r = loadConfig({
+    argv: ['--backend', 'sip:127.0.1.1:5080', '--backend', 'set=fax:sip:127.0.1.2:5080', '--media-mode', 'anchor',
+      '--media-rtpengine', 'udp:127.0.0.1:22222', '--media-rtpengine', 'udp:127.0.0.1:22223;weight=3', '--media-set', 'fax=off',
+      '--media-ping-interval-ms', '2000', '--no-media-migrate-on-down'],
+    env: { SIPEDGE_SECRET: 'x'.repeat(24), SIPEDGE_MEDIA_ON_FAILURE: 'passthrough', SIPEDGE_MEDIA_FLAGS: 'trust-address, strict-source' },
+  })
+  t.same(r.errors, [])
+  const m = r.config.media
+  t.equal(m.mode, 'anchor')
+  t.same(m.rtpengine, ['udp:127.0.0.1:22222', 'udp:127.0.0.1:22223;weight=3'], 'the flag is repeatable')
+  t.same(m.sets, { fax: { mode: 'off' } })
+  t.equal(m.onFailure, 'passthrough', 'from SIPEDGE_MEDIA_ON_FAILURE')
+  t.same(m.flags, ['trust-address', 'strict-source'], 'SIPEDGE_MEDIA_FLAGS comma list')
+  t.same(m.ping, { intervalMs: 2000, timeoutMs: 1000, failThreshold: 3, okThreshold: 2 }, 'one nested key set, the others default')
+  t.equal(m.migrateOnDown, false)
+  const bad = loadConfig({ argv: ['--media-rtpengine', 'udp:rtp.example:22222', '--media-on-failure', 'drop', '--media-set', 'voice=anchor'], env: {} })
+  t.match(bad.errors.join('\n'), /media\.rtpengine\[0\]: rtpengine 'udp:rtp\.example:22222': 'rtp\.example' is not an IP literal \(flag --media-rtpengine\)/)
+  t.match(bad.errors.join('\n'), /media\.onFailure: "drop" must be one of reject, passthrough \(flag --media-on-failure\)/)
+  const sets = loadConfig({ argv: ['--backend', 'sip:127.0.1.1:5080', '--media-set', 'defualt=anchor', '--media-rtpengine', 'udp:127.0.0.1:1'], env: {} })
+  t.match(sets.errors.join('\n'), /media\.sets\.defualt: no backend is in set "defualt" \(did you mean default\?\)/, 'a set no backend names is a typo')
+
+  // check-config: the file with the environment, every problem named by its key and line.
+  const out: string[] = []
+  const err: string[] = []
+  const files: Record<string, string> = { 'media.yaml': 'backends: [sip:127.0.1.1:5080]\nmedia:\n  mode: anchor\n  ping: { okThreshold: 0 }\n' }
+  const io = {
+    env: { SIPEDGE_SECRET: 'x'.repeat(24) }, stdout: (s: string) => out.push(s), stderr: (s: string) => err.push(s), signals: new EventEmitter(),
+    readFile: (p: string) => { if (files[p] === undefined) throw new Error('ENOENT'); return files[p]! },
+  }
+  t.equal(await runCli(['check-config', 'media.yaml'], io as never), 1)
+  t.match(err.join(''), /media\.ping\.okThreshold: 0 is out of range 1\.\.100 \(file media\.yaml:4\)/)
+  files['media.yaml'] = 'backends: [sip:127.0.1.1:5080]\nmedia:\n  mode: anchor\n'
+  err.length = 0
+  t.equal(await runCli(['check-config', 'media.yaml'], io as never), 1)
+  t.match(err.join(''), /media\.rtpengine: must list at least one rtpengine \(udp:IP:PORT\) when media\.mode is anchor/)
+  t.equal(await runCli(['check-config', 'media.yaml'], { ...io, env: { ...io.env, SIPEDGE_MEDIA_RTPENGINE: 'udp:127.0.0.1:22222' } } as never), 0, 'with SIPEDGE_MEDIA_RTPENGINE it passes')
 })
 
 t.test('createMedia from config + metrics: health, sessions, NG latency histogram, outcomes', async (t) => {
