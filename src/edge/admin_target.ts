@@ -11,6 +11,8 @@ export function adminTarget(edge: Edge): AdminTarget {
     ready: () => {
       if (edge.draining) return { ready: false, reason: 'draining' }
       if (!edge.dispatcher.backends().some((b) => b.eligible)) return { ready: false, reason: 'no eligible backend' }
+      const media = edge.mediaUnready()
+      if (media !== undefined) return { ready: false, reason: media }
       return { ready: true }
     },
     backends: () =>
