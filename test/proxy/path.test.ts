@@ -123,6 +123,11 @@ t.test('REGISTER over UDP: Path and Supported: path added toward the registrar, 
   t.match(inv.getHeader('Record-Route'), /;sk=/, 'Record-Routed like any call')
   t.notMatch(inv.getHeader('Contact'), be.address, "the backend's Contact is aliased")
 
+  // An Asterisk with outbound_proxy set to the edge puts that Route above the Path: both entries are the edge's.
+  be.send(pathInvite(be, 'sip:alice@192.168.1.20:5062', `<sip:${e.target};lr>, ${path}`, 'call2'), EDGE, e.port)
+  const inv2 = await phone.next((m) => m.method === 'INVITE' && m.callId !== inv.callId)
+  t.equal(inv2.getHeader('Route'), undefined, 'outbound_proxy Route + Path: both consumed, the call reaches the phone')
+
   // Bad input from inside: a made-up token, and a real one with one character changed.
   be.send(pathInvite(be, 'sip:alice@192.168.1.20:5062', `<sip:${e.target};lr;fl=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA>`, 'forged'), EDGE, e.port)
   t.equal((await be.next((m) => m.callId === 'forged' && m.status >= 200)).status, 403, 'a forged flow token gets 403')
@@ -135,7 +140,7 @@ t.test('REGISTER over UDP: Path and Supported: path added toward the registrar, 
   const outsider = await rawUdp(t, '127.0.13.9')
   outsider.send(pathInvite(outsider, 'sip:alice@192.168.1.20:5062', path, 'outside'), EDGE, e.port)
   t.equal((await outsider.next((m) => m.callId === 'outside')).status, 403, 'a Path-routed request from the public side gets 403')
-  t.equal(phone.received.filter((m) => m.method === 'INVITE').length, 1, 'none of them reached the phone')
+  t.equal(phone.received.filter((m) => m.method === 'INVITE').length, 2, 'none of them reached the phone')
 })
 
 t.test('TCP phone: the call comes on its connection; CRLF pings answered; a closed connection gets 430 Flow Failed', async (t) => {
