@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { buildResponse, newTag, parseMessage, type SipMessage } from '../../src/sip/index.js'
-import { startEdge } from '../helpers/edge.js'
+import { TokenCodec } from '../../src/proxy/tokens.js'
+import { startEdge, TEST_SECRET } from '../helpers/edge.js'
 import { freePort, freeTcpPort, waitFor } from '../helpers/net.js'
 import { rawUdp, type RawUdp } from '../helpers/udp.js'
 import { makePki } from '../transport/fixtures/certs.js'
@@ -157,6 +158,14 @@ t.test('TCP phone: the call comes on its connection; CRLF pings answered; a clos
   be.send(pathInvite(be, `sip:alice@${local};transport=tcp`, path, 'tcall'), EDGE, e.port)
   const inv = await ph.next((m) => m.method === 'INVITE', 'INVITE on the TCP connection')
   t.match(inv.vias[0]!.raw, /^SIP\/2\.0\/TCP /, 'over TCP, on the connection the phone opened')
+
+  // The same flow sealed by another edge process (or this edge before a restart): its connection ids mean nothing here.
+  const codec = new TokenCodec(TEST_SECRET)
+  const tcpPeer = { proto: 'tcp' as const, address: PHONE, port: ph.sock.localPort! }
+  const connId = e.edge.transports.table.all()[0]!.id
+  const elsewhere = codec.sealFlow(tcpPeer, connId, (e.edge.proxy['core'].instance + 1) >>> 0)
+  be.send(pathInvite(be, `sip:alice@${local};transport=tcp`, `<sip:${e.target};lr;fl=${elsewhere}>`, 'tother'), EDGE, e.port)
+  t.equal((await be.next((m) => m.callId === 'tother' && m.status >= 200)).status, 430, 'a connection of another edge process: 430, even with the same id here')
 
   ph.sock.destroy()
   await waitFor(() => e.edge.transports.connectionCount() === 0, { timeoutMs: 3000, what: 'the edge saw the connection close' })
