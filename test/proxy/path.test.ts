@@ -129,6 +129,12 @@ t.test('REGISTER over UDP: Path and Supported: path added toward the registrar, 
   const inv2 = await phone.next((m) => m.method === 'INVITE' && m.callId !== inv.callId)
   t.equal(inv2.getHeader('Route'), undefined, 'outbound_proxy Route + Path: both consumed, the call reaches the phone')
 
+  // Asterisk's qualify: an OPTIONS through the Path reaches the phone, and its answer comes back.
+  be.send(pathInvite(be, 'sip:alice@192.168.1.20:5062', path, 'qualify1').replace(/INVITE/g, 'OPTIONS'), EDGE, e.port)
+  const opt = await phone.next((m) => m.method === 'OPTIONS')
+  phone.socket.send(buildResponse(opt, 200, undefined, { toTag: 'q1' }), e.port, EDGE)
+  t.equal((await be.next((m) => m.cseq.method === 'OPTIONS' && m.status === 200)).callId, 'qualify1', "qualify OPTIONS through the Path: the phone's 200 comes back")
+
   // Bad input from inside: a made-up token, and a real one with one character changed.
   be.send(pathInvite(be, 'sip:alice@192.168.1.20:5062', `<sip:${e.target};lr;fl=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA>`, 'forged'), EDGE, e.port)
   t.equal((await be.next((m) => m.callId === 'forged' && m.status >= 200)).status, 403, 'a forged flow token gets 403')
