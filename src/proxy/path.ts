@@ -84,10 +84,9 @@ export class PathStep {
       core.once.warn(`path-token:${inb.source.address}`, { src: inb.source.address }, 'request routed by a forged or altered Path token: 403')
       return core.replyTo(inb, 403, 'Forbidden')
     }
-    let target: Peer
-    if (flow === 'stale' || !(target = this.flowTarget(flow.peer, flow.connId, flow.instance) as Peer)) {
-      return core.replyTo(inb, 430, 'Flow Failed')
-    }
+    // A stale token is a registration far past any expiry: its flow is as good as gone.
+    let target = flow === 'stale' ? undefined : this.flowTarget(flow.peer, flow.connId, flow.instance)
+    if (!target) return core.replyTo(inb, 430, 'Flow Failed')
     const st = this.servers.create(inb, side, key)
     if (msg.method === 'INVITE') {
       core.observer.callOffered()
