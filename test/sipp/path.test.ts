@@ -74,7 +74,9 @@ async function phoneGetsCall(t: Tap.Test, transport: 'udp' | 'tcp', restartEdge:
   const regs = await registrars(t)
   const backends = regs.map((r) => `sip:${r.id}`)
   let edge = await edgeOn(t, pub, inner, backends)
-  const phoneRun = phone(t, edge, transport, 4000)
+  // The phone pauses between its REGISTER and the re-REGISTER while the backend calls it: long enough for a
+  // restart of the edge and a call on a loaded machine (the re-REGISTER must not race the restart).
+  const phoneRun = phone(t, edge, transport, restartEdge ? 10_000 : 5000)
   const b = await binding(regs)
 
   t.match(b.path, new RegExp(`^<sip:${INTERNAL.replace(/\./g, '\\.')}:${inner};lr;fl=[A-Za-z0-9_-]+>$`), 'the Path names the edge on the internal side, with a sealed flow token')
