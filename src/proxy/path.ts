@@ -100,7 +100,8 @@ export class PathStep {
     const media = this.media
     if (media && msg.method === 'INVITE') {
       const hop = target
-      return media.offer(st, side, 'public', undefined, () => { this.relay.sendDownstream(st, inb, 'public', hop, route, undefined) })
+      // The flow's transport tells the media step a WebSocket agent (WebRTC) is on the other end.
+      return media.offer(st, side, 'public', undefined, () => { this.relay.sendDownstream(st, inb, 'public', hop, route, undefined) }, hop.proto)
     }
     this.relay.sendDownstream(st, inb, 'public', target, route, undefined)
   }
