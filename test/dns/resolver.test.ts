@@ -6,7 +6,7 @@ import { startDnsmasq } from '../helpers/dnsmasq.js'
 const UDP_TCP = new Set(['udp', 'tcp'] as const)
 
 t.test('NAPTR → SRV → A: the transport comes from the NAPTR service, targets by SRV priority', async (t) => {
-  const dns = await startDnsmasq(t, '127.0.0.53', {
+  const dns = await startDnsmasq(t, '127.0.139.53', {
     naptr: [
       ['carrier.test', 10, 50, 's', 'SIP+D2T', '_sip._tcp.carrier.test'],
       ['carrier.test', 20, 50, 's', 'SIP+D2U', '_sip._udp.carrier.test'],
