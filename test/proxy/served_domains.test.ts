@@ -6,6 +6,9 @@ import { startEdge } from '../helpers/edge.js'
 import { answer, invite, is } from '../helpers/scripted.js'
 import { rawUdp, type RawUdp } from '../helpers/udp.js'
 import type { SipMessage } from '../../src/sip/index.js'
+import { fileURLToPath } from 'node:url'
+import { startKamailio } from '../helpers/kamailio.js'
+import { describe, runUac, startUas } from '../helpers/sipp.js'
 
 const EDGE = '127.0.138.1'
 const CARRIER = '127.0.138.20' // inbound trunk, default set
@@ -89,4 +92,39 @@ t.test('SIGHUP: domains and inbound trunks change on a running edge', async (t) 
   t.equal((await call(STRANGER, 'sip:1@elsewhere.example')).status, 200, 'new trunk dispatched')
   t.equal((await call(CARRIER, 'sip:1@elsewhere.example')).status, 403, 'the old trunk is not one any more')
   t.equal((await call(CARRIER, 'sip:1@pbx.example.com')).status, 403, 'nor the old domain ours')
+})
+
+t.test('behind a real upstream proxy (Kamailio keeping the carrier Request-URI): SIPp calls reach the backend and end', async (t) => {
+  const upstream = '127.0.138.40'
+  const uas = await startUas({ scenario: 'uas', ip: '127.0.138.41', t })
+  const e = await startEdge(t, EDGE, { backends: [`sip:${uas.id}`], inboundTrunks: [upstream] })
+  const kam = await startKamailio(t, fileURLToPath(new URL('fixtures/upstream-kamailio.cfg', import.meta.url)), upstream, { EDGE: `sip:${e.target}` })
+  const uac = await runUac({
+    scenario: fileURLToPath(new URL('fixtures/uac_carrier.xml', import.meta.url)),
+    target: `${kam.address}:${kam.port}`,
+    localIp: '127.0.138.42',
+    service: '+15551234567',
+    calls: 5,
+    rate: 10,
+    t,
+  })
+  t.equal(uac.failed, 0, describe(uac))
+  t.equal(uac.successful, 5, 'INVITE, 200, ACK and BYE through Kamailio and the edge')
+  t.match(kam.child.output().stderr, /upstream: INVITE sip:\+15551234567@pbx\.example\.com from 127\.0\.138\.42/, 'Kamailio kept the carrier Request-URI')
+  t.equal((await uas.stop()).successful, 5, 'the backend answered every call')
+  t.equal(e.edge.stats.counters.relayRefused, 0, 'nothing refused as relaying')
+
+  // The same Request-URI sent straight to the edge by a source that is not the upstream: refused.
+  const direct = await runUac({
+    scenario: fileURLToPath(new URL('fixtures/uac_carrier.xml', import.meta.url)),
+    target: e.target,
+    localIp: '127.0.138.43',
+    service: '+15551234567',
+    calls: 1,
+    rate: 1,
+    recvTimeoutMs: 2000,
+    timeoutS: 10,
+    t,
+  })
+  t.equal(direct.successful, 0, 'a stranger gets no call through')
 })
