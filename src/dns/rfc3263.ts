@@ -79,8 +79,9 @@ export async function resolveHop(dns: DnsClient, name: HopName, o: ResolveOption
     return addressOnly(dns, name.host, name.transport, defaultPort(name.transport), o, 'A')
   }
   // §4.1: NAPTR first.
+  // NXDOMAIN here is not the last word: some servers answer it for a name that only has SRV records below it
+  // (an "empty non-terminal"); the A lookup at the end decides whether the name exists at all.
   const naptr = await dns.query(name.host, QTYPE.NAPTR)
-  if (naptr.rcode === 3) throw new NoSuchTarget(`${name.host}: no such domain (NXDOMAIN)`)
   rcodeCheck(naptr, name.host, 'NAPTR')
   const usable: Array<{ rec: NaptrData; ttl: number; proto: TransportProto; service: string }> = []
   for (const r of naptr.answers) {

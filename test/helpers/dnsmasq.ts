@@ -34,6 +34,8 @@ export function dnsmasqArgs(address: string, port: number, pidFile: string, r: D
     `--listen-address=${address}`, `--port=${port}`, `--pid-file=${pidFile}`, '--log-facility=-', '--log-queries',
     // Root inside the test namespace: no user to drop to is needed, and the default (nobody) may lack rights.
     '--user=root', '--cache-size=0',
+    // Answer for the test domains from these records alone: a missing record is NODATA/NXDOMAIN, not REFUSED.
+    '--local=/test/',
     `--local-ttl=${r.ttlS ?? 1}`,
     ...(r.srv ?? []).map(([name, target, p, prio, w]) => `--srv-host=${name},${target},${p},${prio},${w}`),
     ...(r.naptr ?? []).map(([name, order, pref, flags, service, repl]) => `--naptr-record=${name},${order},${pref},${flags},${service},,${repl}`),
