@@ -9,7 +9,7 @@ import { freeTcpPort } from '../helpers/net.js'
 import { createServer } from 'node:net'
 import { buildResponse, parseMessage } from '../../src/sip/index.js'
 import { startDnsmasq, type DnsRecords } from '../helpers/dnsmasq.js'
-import { answer, sleep } from '../helpers/scripted.js'
+import { answer, inDialog, sleep } from '../helpers/scripted.js'
 import { rawUdp, request, type RawUdp } from '../helpers/udp.js'
 import type { SipMessage } from '../../src/sip/index.js'
 
@@ -211,4 +211,38 @@ t.test('an unreachable resolver: the cached answer is kept past its TTL; a name 
   t.equal(r1.reason, 'Next Hop Does Not Resolve')
   t.equal((await send('MESSAGE', 'sip:+15551234567@never.test')).status, 503)
   t.equal(sink.lines.filter((l) => l['name'] === 'never.test').length, 1, 'and logged once, not per request')
+})
+
+t.test("in-dialog requests follow a carrier's Record-Route by name, from the cache", async (t) => {
+  const uas = await rawUdp(t, '127.0.144.11') // where the trunk's SRV sends the INVITE
+  const sbc = await rawUdp(t, '127.0.144.12') // the carrier's SBC it Record-Routes by name
+  for (const peer of [uas, sbc]) {
+    peer.socket.on('message', () => {
+      const m = peer.received[peer.received.length - 1]
+      if (!m?.isRequest || m.method === 'ACK') return
+      // The carrier's SBC Record-Routes itself by name, on top of the edge's entry (RFC 3261 §16.6 step 4).
+      const rr: Array<[string, string]> = m.method === 'INVITE' ? [['Record-Route', '<sip:sbc.carrier.test;lr>'], ...m.getHeaders('Record-Route').map((v): [string, string] => ['Record-Route', v])] : []
+      const out = buildResponse(m, 200, undefined, { toTag: 'carrier1', headers: [...rr, ['Contact', `<sip:callee@${uas.address}:${uas.port}>`]] })
+      peer.socket.send(out, m.via.port ?? 5060, m.via.host)
+    })
+  }
+  const dns = await startDnsmasq(t, '127.0.144.53', {
+    srv: [['_sip._udp.carrier.test', 'uas.carrier.test', uas.port, 10, 0], ['_sip._udp.sbc.carrier.test', 'sbc.carrier.test', sbc.port, 10, 0]],
+    a: [['uas.carrier.test', uas.address], ['sbc.carrier.test', sbc.address]],
+    ttlS: 60,
+  })
+  const { pbx, e } = await outbound(t, '127.0.144', dns.server, { trunk: 'sip:carrier.test' })
+  pbx.send(request({ method: 'INVITE', ruri: 'sip:+15551234567@carrier.test', from: { host: pbx.address, port: pbx.port }, callId: 'rr-name' }), e.host, e.port)
+  const ok = await pbx.next((m) => !m.isRequest && m.callId === 'rr-name' && m.status === 200)
+  const inDialogReq = (method: string, cseq: number): string => inDialog(method, ok, { caller: pbx, cseq })
+  pbx.send(inDialogReq('INFO', 2), e.host, e.port)
+  await pbx.next((m) => !m.isRequest && m.callId === 'rr-name' && m.cseq.method === 'INFO')
+  t.equal(uas.received.filter((m) => m.method === 'INFO').length, 1, 'the name not cached yet: the first goes where the INVITE went, never waiting')
+  await sleep(200)
+  pbx.send(inDialogReq('BYE', 3), e.host, e.port)
+  const bye = await pbx.next((m) => !m.isRequest && m.callId === 'rr-name' && m.cseq.method === 'BYE')
+  t.equal(bye.status, 200)
+  const atSbc = sbc.received.filter((m) => m.method === 'BYE')
+  t.equal(atSbc.length, 1, 'then the Route by name: resolved in the background, sent to the SBC from the cache')
+  t.equal(atSbc[0]?.getHeader('Route'), '<sip:sbc.carrier.test;lr>', 'with its Route entry kept for it (loose routing)')
 })
