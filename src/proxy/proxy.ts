@@ -214,7 +214,6 @@ export class Proxy {
     if (side === 'public' && (route.nextRoute || (!ruriIsOwn && !route.token && trunkSet === undefined))) {
       // Routed past us, or not for us and not in a dialog we know: never relay for the outside.
       core.observer.refused('relay', side)
-      core.once.warn('relay:' + inb.source.address, { src: inb.source.address, ruri: msg.requestUri.slice(0, 100) }, 'request for a host the edge does not serve, from a source that is no inbound trunk: 403')
       return core.replyTo(inb, 403, 'Forbidden')
     }
     const set = trunkSet || (this.opts.defaultSet ?? 'default')
