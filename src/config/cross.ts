@@ -7,7 +7,7 @@ import { isIP } from 'node:net'
 import { nearest } from './fields.js'
 import { CONFIG, type EdgeConfig, type Shape } from './keys.js'
 import type { Problem } from './schema.js'
-import { parseBackendSpec, parseHostPort, parseListenSpec } from './syntax.js'
+import { parseBackendSpec, parseHostPort, parseInboundTrunk, parseListenSpec } from './syntax.js'
 
 export function crossCheck(c: EdgeConfig, out: Problem[], warnings: string[]): void {
   for (const [key, e] of Object.entries(CONFIG as Shape)) {
@@ -74,6 +74,12 @@ export function crossCheck(c: EdgeConfig, out: Problem[], warnings: string[]): v
   // With etcd, sets come and go at run time; without it, a set no backend names is a typo.
   if (!c.etcd) {
     const sets = [...new Set([...ids.keys()].map((id) => id.slice(0, id.indexOf('/'))))]
+    c.inboundTrunks.forEach((entry, i) => {
+      const trunk = parseInboundTrunk(entry)
+      if (typeof trunk === 'string' || trunk.set === undefined || sets.includes(trunk.set)) return
+      const near = nearest(trunk.set, sets)
+      out.push({ path: `inboundTrunks[${i}]`, problem: `"${entry}": no backend is in set "${trunk.set}"${near ? ` (did you mean ${near}?)` : ''}; sets: ${sets.join(', ') || 'none'}` })
+    })
     for (const s of Object.keys(c.setAlgorithms)) {
       if (sets.includes(s)) continue
       const near = nearest(s, sets)

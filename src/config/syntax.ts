@@ -8,6 +8,7 @@ import type { BackendSpec } from '../dispatch/types.js'
 import { StaticBackendError, staticBackends } from '../discovery/static.js'
 import { parseListenSpec as parseTransportListenSpec } from '../transport/listen-spec.js'
 import type { ListenSpec, Side } from '../transport/types.js'
+import { parseServer } from '../dns/client.js'
 
 /** `host:port`, `[v6]:port` or (portOptional) a bare host. IP literals only: no DNS at runtime. */
 export function parseHostPort(s: string, defaultPort?: number): { host: string; port: number } | undefined {
@@ -131,15 +132,64 @@ const PLACEHOLDER = /change.?me|replace.?me|your.?secret|placeholder|example/i
 
 export function checkTrunk(s: string): string | undefined {
   if (/^sips:/i.test(s)) return `"${s}": sips: needs TLS, which the edge does not speak yet; use sip:...;transport=tcp`
-  // sip:[user@]host[:port][;params] where host is an IP literal: the edge does no DNS for next hops.
+  // sip:[user@]host[:port][;params]; a host name is resolved by RFC 3263 (NAPTR, SRV, A) and kept fresh.
   const m = /^sips?:(?:[^@;]+@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(?:;[^;]+)*$/.exec(s)
   const problem = `"${s}" is not a SIP URI (sip:[user@]host[:port][;params])`
   if (!m) return problem
   const host = m[1]!
   if (host.startsWith('[') && isIP(host.slice(1, -1)) !== 6) return problem
-  if (!host.startsWith('[') && isIP(host) !== 4) return `"${s}": the host must be an IP literal (the edge does not resolve names for next hops)`
+  if (!host.startsWith('[') && isIP(host) === 0 && !isHostName(host)) return `"${s}": "${host}" is neither an IP address nor a host name`
   if (m[2] !== undefined && Number(m[2]) > 65535) return `"${s}": port must be 0..65535`
   return undefined
+}
+
+/** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, not all-numeric at the end. */
+export function isHostName(s: string): boolean {
+  const h = s.endsWith('.') ? s.slice(0, -1) : s
+  if (h.length === 0 || h.length > 253) return false
+  const labels = h.split('.')
+  if (!labels.every((l) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l))) return false
+  return !/^\d+$/.test(labels[labels.length - 1]!) // 10.0.0.999 is a bad address, not a name
+}
+
+/** A served domain: `pbx.example.com`, `pbx.example.com:5080`, `203.0.113.7:5060`, `[2001:db8::7]:5060`. */
+export function parseDomain(s: string): { host: string; port: number | undefined } | string {
+  const bad = `"${s}" is not a host name or host:port (pbx.example.com, pbx.example.com:5080, 203.0.113.7:5060)`
+  let host = s
+  let port: number | undefined
+  const v6 = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(s)
+  if (v6) {
+    if (isIP(v6[1]!) !== 6) return bad
+    host = `[${v6[1]!.toLowerCase()}]`
+    port = v6[2] === undefined ? undefined : Number(v6[2])
+  } else {
+    const colon = s.lastIndexOf(':')
+    if (colon >= 0) {
+      if (!/^\d{1,5}$/.test(s.slice(colon + 1))) return bad
+      host = s.slice(0, colon)
+      port = Number(s.slice(colon + 1))
+    }
+    if (isIP(host) !== 4 && !isHostName(host)) return bad
+    host = host.toLowerCase().replace(/\.$/, '')
+  }
+  if (port !== undefined && (port < 1 || port > 65535)) return `"${s}": port must be 1..65535`
+  return { host, port }
+}
+
+/** An inbound trunk: `[set=NAME:]CIDR` (`198.51.100.0/24`, `set=carrier:203.0.113.9`). */
+export function parseInboundTrunk(s: string): { set: string | undefined; cidr: string } | string {
+  const m = /^set=([^:]*):(.*)$/.exec(s)
+  const set = m ? m[1]! : undefined
+  const cidr = m ? m[2]! : s
+  if (set !== undefined && !/^[A-Za-z0-9_.-]+$/.test(set)) return `"${s}": set name "${set}" must be letters, digits, _ . -`
+  const c = parseCidr(cidr)
+  if (typeof c === 'string') return m ? `"${s}": ${c}` : c
+  return { set, cidr }
+}
+
+/** A DNS server: `ip`, `ip:port`, `[ipv6]:port`. */
+export function checkDnsServer(s: string): string | undefined {
+  return parseServer(s) ? undefined : `"${s}" is not a DNS server address (ip, ip:port or [ipv6]:port)`
 }
 
 export function checkAdminAddress(s: string): string | undefined {

@@ -5,7 +5,9 @@ import type { Backend } from '../dispatch/backend.js'
 import { Dispatcher, type BackendChange } from '../dispatch/dispatcher.js'
 import { Prober } from '../dispatch/prober.js'
 import type { EtcdSource } from '../discovery/etcd_source.js'
-import { Sides, cidrList, peerFromUri } from '../proxy/addressing.js'
+import { Sides, cidrList, peerFromUri, type ServedDomain } from '../proxy/addressing.js'
+import { InboundTrunks } from '../proxy/inbound_trunks.js'
+import { NextHopResolver, hopName, type HopName } from '../dns/index.js'
 import type { ProxyHooks } from '../proxy/hooks.js'
 import type { ProxyMedia } from '../proxy/media_step.js'
 import { registerMediaMetrics } from '../media/metrics.js'
@@ -13,6 +15,8 @@ import { anchors, createMedia, mediaForSet, toMediaConfig, type Media, type Medi
 import { SourceFilter } from '../proxy/guard.js'
 import { Proxy } from '../proxy/proxy.js'
 import { parseUri } from '../sip/index.js'
+import { parseDomain, parseInboundTrunk } from '../config/syntax.js'
+import { isIP } from 'node:net'
 import { parseListenSpec } from '../transport/listen-spec.js'
 import { Transports } from '../transport/transports.js'
 import type { Inbound, Listener, ListenSpec, Peer } from '../transport/types.js'
@@ -77,6 +81,8 @@ export class Edge extends EventEmitter<EdgeEvents> {
   /** Scanner and toll-fraud defence (config `defence`); undefined when disabled. */
   defence: Defence | undefined
   private sharedBans: SharedBans | undefined
+  /** RFC 3263 resolver for next hops given by name (the trunk, R-URIs and Routes from inside). */
+  resolver: NextHopResolver | undefined
   private readonly hooks: ProxyHooks | undefined
   /** What the proxy anchors with: the caller's (library) or the one the edge owns. */
   private readonly media: ProxyMedia | undefined
@@ -164,11 +170,27 @@ export class Edge extends EventEmitter<EdgeEvents> {
       const d = c.defence
       this.defence = new Defence({ ...d, maxTracked: d.maxBans, log: componentLogger(this.log, c, 'defence') })
     }
-    const sides = new Sides(this.transports.listeners, cidrList(c.trustedNetworks))
+    const sides = new Sides(this.transports.listeners, cidrList(c.trustedNetworks), servedDomains(c.domains))
+    const publicSide = this.transports.listeners.filter((l) => l.spec.side === 'public' || !sides.twoSided)
+    const resolver = (this.resolver = new NextHopResolver({
+      servers: c.dns.servers,
+      staleMs: c.dns.staleMs,
+      timeoutMs: c.dns.timeoutMs,
+      transports: new Set(publicSide.map((l) => l.spec.proto).filter((p) => p === 'udp' || p === 'tcp' || p === 'tls')),
+      ipv6: publicSide.some((l) => isIP(l.spec.host) === 6),
+      log: componentLogger(this.log, c, 'dns'),
+    }))
+    resolver.start()
     let trunk: Peer | undefined
+    let trunkName: HopName | undefined
     if (c.trunk) {
-      trunk = peerFromUri(parseUri(c.trunk))
-      if (!trunk) throw new Error(`trunk: "${c.trunk}" must have an IP literal host`)
+      const uri = parseUri(c.trunk)
+      trunk = peerFromUri(uri)
+      if (!trunk) {
+        // By name: resolved now in the background and kept fresh; the first call waits only if it is not done yet.
+        trunkName = hopName(uri.host, uri.port, uri.params['transport'], uri.scheme === 'sips')
+        void resolver.keep(trunkName)
+      }
     }
     this.proxy = new Proxy(
       this.transports,
@@ -181,6 +203,9 @@ export class Edge extends EventEmitter<EdgeEvents> {
         maxDialogs: c.limits.maxDialogs,
         dialogTtlS: c.limits.dialogTtlS,
         ...(trunk ? { trunk } : {}),
+        ...(trunkName ? { trunkName } : {}),
+        resolver,
+        ...(c.inboundTrunks.length ? { inboundTrunks: inboundTrunks(c.inboundTrunks) } : {}),
         ...(this.hooks ? { hooks: this.hooks } : {}),
         ...(this.media ? { media: this.media } : {}),
         observer: statsObserver(this.stats, (b) => this.callsPerBackend.set(b, (this.callsPerBackend.get(b) ?? 0) + 1)),
@@ -340,12 +365,14 @@ export class Edge extends EventEmitter<EdgeEvents> {
         rateLimit: next.rateLimit,
         failover: next.failover,
         maskCallId: next.maskCallId,
+        inboundTrunks: next.inboundTrunks.length ? inboundTrunks(next.inboundTrunks) : undefined,
         filters: {
           public: sourceFilter(next.allowPublic, next.denyPublic),
           internal: sourceFilter(next.allowInternal, next.denyInternal),
         },
       })
       this.proxy.sides.setInternalNets(cidrList(next.trustedNetworks))
+      this.proxy.sides.setDomains(servedDomains(next.domains))
     }
     if (this.started && changed.includes('probe')) {
       const old = this.prober
@@ -402,6 +429,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
     this.proxy?.stop()
     this.proxy?.clear()
     this.hep?.close()
+    this.resolver?.stop()
     await this.ownMedia?.stop()
     await this.transports.stop()
     this.started = false
@@ -442,6 +470,22 @@ function etcdConnection(e: NonNullable<EdgeConfig['etcd']>): { auth?: { username
 }
 
 const UDP_BUFFER_BYTES = 4 * 1024 * 1024
+
+/** Config `domains` as Sides takes them (validated already: a bad entry cannot get here). */
+function servedDomains(list: readonly string[]): ServedDomain[] {
+  return list.flatMap((d) => {
+    const p = parseDomain(d)
+    return typeof p === 'string' ? [] : [p]
+  })
+}
+
+/** Config `inboundTrunks` prepared for the proxy's set lookups. */
+function inboundTrunks(list: readonly string[]): InboundTrunks {
+  return new InboundTrunks(list.flatMap((e) => {
+    const p = parseInboundTrunk(e)
+    return typeof p === 'string' ? [] : [p]
+  }))
+}
 
 function sourceFilter(allow: string[], deny: string[]): SourceFilter {
   return new SourceFilter(allow.length ? cidrList(allow) : undefined, deny.length ? cidrList(deny) : undefined)

@@ -58,6 +58,12 @@ export function inList(list: BlockList, address: string): boolean {
   return family !== 0 && list.check(address, family === 4 ? 'ipv4' : 'ipv6')
 }
 
+/** A served domain (config `domains`): a host name or address, with a port or for every port. */
+export interface ServedDomain {
+  host: string
+  port: number | undefined
+}
+
 /**
  * Which listeners face which side, and how the edge names itself on each. With one set of listeners for
  * both sides (the simple setup), a source is internal when it is a known backend address or in the
@@ -69,18 +75,32 @@ export class Sides {
   private hasInternalNets: boolean
   /** 'host:port' (lower-case host, brackets for IPv6) of every listener, for "is this URI us?" checks. */
   private readonly own = new Set<string>()
-  private readonly domains = new Set<string>()
+  /** Served domains (config `domains`): bare host names match any port, host:port pairs only that port. */
+  private domains = new Set<string>()
+  private servedHostports = new Set<string>()
   private backendHosts = new Set<string>()
 
   constructor(
     readonly listeners: readonly Listener[],
     private internalNets: BlockList,
-    extraDomains: readonly string[] = [],
+    domains: ReadonlyArray<ServedDomain> = [],
   ) {
     this.twoSided = listeners.some((l) => l.spec.side === 'internal') && listeners.some((l) => l.spec.side === 'public')
     this.hasInternalNets = internalNets.rules.length > 0
     for (const l of listeners) this.own.add(l.hostport.toLowerCase())
-    for (const d of extraDomains) this.domains.add(d.toLowerCase())
+    this.setDomains(domains)
+  }
+
+  /** The names the edge serves as its own besides its listeners (Kamailio's alias=); SIGHUP replaces them. */
+  setDomains(domains: ReadonlyArray<ServedDomain>): void {
+    const bare = new Set<string>()
+    const withPort = new Set<string>()
+    for (const d of domains) {
+      if (d.port === undefined) bare.add(d.host.toLowerCase())
+      else withPort.add(d.host.toLowerCase() + ':' + d.port)
+    }
+    this.domains = bare
+    this.servedHostports = withPort
   }
 
   /** SIGHUP: new trusted networks. */
@@ -113,7 +133,8 @@ export class Sides {
   /** True when host[:port] names this edge (any listener, or a configured domain). */
   isOwn(host: string, port: number | undefined): boolean {
     const h = host.toLowerCase()
-    return this.own.has(h + ':' + (port ?? 5060)) || this.domains.has(h)
+    const hp = h + ':' + (port ?? 5060)
+    return this.own.has(hp) || this.domains.has(h) || (this.servedHostports.size > 0 && this.servedHostports.has(hp))
   }
 
   isInternalAddress(address: string): boolean {

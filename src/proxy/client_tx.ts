@@ -67,7 +67,8 @@ export class ClientTransactions {
       ct.retransMs = T1
       ct.retransAt = now + T1
     }
-    ct.timeoutAt = now + (method === 'INVITE' ? (backend ? this.inviteTimeoutMs : TIMER_B) : FR_TIMER)
+    ct.failsOver = backend !== undefined || (st.hops !== undefined && st.hopIndex + 1 < st.hops.length)
+    ct.timeoutAt = now + (method === 'INVITE' ? (ct.failsOver ? this.inviteTimeoutMs : TIMER_B) : FR_TIMER)
     this.arm(ct, now)
     return ct
   }
@@ -238,8 +239,8 @@ export class ClientTransactions {
         this.failover.branchFailed(ct, 'timer C', 408, false)
         return
       }
-      if (ct.isInvite && ct.state === enumState.trying && ct.backend) {
-        // Failover timer: the backend may still answer. No CANCEL before a provisional (§9.1): it waits for one.
+      if (ct.isInvite && ct.state === enumState.trying && ct.failsOver) {
+        // Failover timer: the backend (or name target) may still answer. No CANCEL before a provisional (§9.1): it waits for one.
         ct.cancelPending = true
         this.abandon(ct, now)
         this.failover.branchFailed(ct, 'timeout', 408, true)

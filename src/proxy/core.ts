@@ -12,7 +12,7 @@ import { LogOnce } from '../util/log-once.js'
 import { Sides, responseDestination } from './addressing.js'
 import { DialogTable } from './dialogs.js'
 import type { ProxyHooks } from './hooks.js'
-import { NO_OBSERVER, type ProxyDefence, type ProxyObserver, type ProxyOptions } from './options.js'
+import { NO_OBSERVER, type HopResolver, type ProxyDefence, type ProxyObserver, type ProxyOptions } from './options.js'
 import { TimerWheel } from './timer_wheel.js'
 import { TokenCodec } from './tokens.js'
 
@@ -26,6 +26,8 @@ export class ProxyCore {
   readonly once: LogOnce
   /** Scanner/toll-fraud defence (src/defence), when given: admission screens with it, relayed answers teach it. */
   readonly defence: ProxyDefence | undefined
+  /** RFC 3263 resolver of next hops given by name (src/dns), when given. */
+  readonly resolver: HopResolver | undefined
   /** Local tag for responses the edge itself generates (stable per process, enough to be unique per call). */
   readonly localTag = newTag()
   /**
@@ -46,6 +48,7 @@ export class ProxyCore {
     this.observer = opts.observer ?? NO_OBSERVER
     this.hooks = opts.hooks ?? {}
     this.defence = opts.defence
+    this.resolver = opts.resolver
     this.once = new LogOnce(log, 10_000, 60_000)
     this.dialogs = new DialogTable({
       max: opts.maxDialogs ?? 200_000,

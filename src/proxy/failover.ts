@@ -47,11 +47,31 @@ export class Failover {
     ;(st.tried ??= new Set()).add(backend)
     const target: Peer = { proto: backend.target.proto, address: backend.target.host, port: backend.target.port }
     const inb: Inbound = { msg, source: st.source, listener: st.listener, connId: st.connId }
-    return this.relay.sendDownstream(st, inb, 'internal', target, NO_ROUTE, edit, backend)
+    return this.relay.sendDownstream(st, inb, 'internal', target, st.route ?? NO_ROUTE, edit, backend)
+  }
+
+  /**
+   * The next of a named next hop's targets (RFC 3263 §4.3: SRV targets in order, then the next address), within
+   * maxTries; false when none is left.
+   */
+  tryNextHop(st: ServerTx, ct: ClientTx): boolean {
+    const hops = st.hops
+    if (!hops || !st.request || st.cancelled) return false
+    this.core.resolver?.failed(ct.target)
+    const i = st.hopIndex + 1
+    if (i >= hops.length || i >= this.maxTries) return false
+    st.hopIndex = i
+    this.core.log.info({ callId: st.request.callId, from: `${ct.target.address}:${ct.target.port}`, to: `${hops[i]!.address}:${hops[i]!.port}` }, 'next hop failed, trying its next target')
+    const inb: Inbound = { msg: st.request, source: st.source, listener: st.listener, connId: st.connId }
+    return this.relay.sendDownstream(st, inb, 'public', hops[i]!, st.route ?? NO_ROUTE, st.hookEdit)
   }
 
   /** A 3xx-6xx final response on the current branch: true when it leads to the next backend (or the 503 when none is left). */
   onFinalFailure(st: ServerTx, ct: ClientTx, msg: SipMessage): boolean {
+    if (!ct.backend && st.hops && st.client === ct && this.failoverCodes.has(msg.status) && !st.cancelled) {
+      this.rememberBest(st, msg)
+      return this.tryNextHop(st, ct)
+    }
     if (!ct.backend || !this.failoverCodes.has(msg.status) || st.set === undefined || st.cancelled) return false
     this.core.dispatcher.reportFailure(ct.backend, String(msg.status))
     this.rememberBest(st, msg)
@@ -72,6 +92,7 @@ export class Failover {
       if (ct.backend) core.dispatcher.reportFailure(ct.backend, why)
       return this.servers.drop(st)
     }
+    if (!ct.backend && st.hops && wasTrying && this.tryNextHop(st, ct)) return
     if (ct.backend) {
       core.dispatcher.reportFailure(ct.backend, why)
       if (wasTrying && st.set !== undefined) {

@@ -1,8 +1,10 @@
 // What a Proxy is given (options) and what it reports (observer): the proxy's public surface, re-exported by proxy.ts.
 import type { Backend } from '../dispatch/backend.js'
+import type { HopName } from '../dns/index.js'
 import type { SipMessage } from '../sip/index.js'
 import type { Peer, Side } from '../transport/types.js'
 import type { SourceFilter } from './guard.js'
+import type { InboundTrunks } from './inbound_trunks.js'
 import type { ProxyHooks } from './hooks.js'
 import type { KeepaliveOptions } from './keepalive.js'
 import type { ProxyMedia } from './media_step.js'
@@ -59,6 +61,12 @@ export interface ProxyOptions {
   dialogTtlS?: number
   /** Outbound gateway for calls placed by backends (their R-URI is kept; the packet goes to the trunk). */
   trunk?: Peer
+  /** The same, given by name: resolved by `resolver` (RFC 3263), its targets tried in turn. */
+  trunkName?: HopName
+  /** Next hops given by name (the trunk, a Request-URI or Route from inside): RFC 3263, cached. */
+  resolver?: HopResolver
+  /** Public sources whose new requests are dispatched whatever their Request-URI host (SIGHUP-live). */
+  inboundTrunks?: InboundTrunks
   /** Answer 503 with this Retry-After to new calls while draining. */
   retryAfterS?: number
   hooks?: ProxyHooks
@@ -77,6 +85,16 @@ export interface ProxyOptions {
   registrarSet?: string
   /** NAT keepalives to the flows of live registrations (nathelper-like); off when absent. */
   natKeepalive?: KeepaliveOptions
+}
+
+/** What the proxy asks of the RFC 3263 resolver (src/dns's NextHopResolver is one). */
+export interface HopResolver {
+  /** From the cache, never waiting: the peers to try in order, null when the name does not resolve, undefined when unknown yet. */
+  lookup(name: HopName): Peer[] | null | undefined
+  /** Resolves (the first use of a name waits for this); null when it does not resolve. */
+  resolve(name: HopName): Promise<Peer[] | null>
+  /** A target failed (timeout, failover code, transport error): tried last for a while. */
+  failed(peer: Peer): void
 }
 
 /**

@@ -20,7 +20,9 @@ import { ServerTransactions } from './server_tx.js'
 import type { TimerWheel } from './timer_wheel.js'
 import type { TokenCodec } from './tokens.js'
 import { Topology } from './topology.js'
-import { serverKey } from './transactions.js'
+import { serverKey, type ServerTx } from './transactions.js'
+import { hopName } from '../dns/index.js'
+import type { MessageEditor } from '../sip/index.js'
 
 export type { ProxyDefence, ProxyObserver, ProxyOptions } from './options.js'
 export { containsAddress } from './topology.js'
@@ -85,7 +87,7 @@ export class Proxy {
   }
 
   /** SIGHUP: what can change on a running proxy. Transactions in progress keep the values they started with. */
-  reconfigure(o: Pick<ProxyOptions, 'rateLimit' | 'filters' | 'failover' | 'maskCallId'>): void {
+  reconfigure(o: Pick<ProxyOptions, 'rateLimit' | 'filters' | 'failover' | 'maskCallId' | 'inboundTrunks'>): void {
     this.failover.reconfigure(o)
     this.clients.reconfigure(o)
     this.admission.reconfigure(o, this.opts.rateLimit)
@@ -215,11 +217,15 @@ export class Proxy {
     const core = this.core
     const method = msg.method
     const ruriIsOwn = this.sides.isOwn(msg.uri.host, msg.uri.port)
-    if (side === 'public' && (route.nextRoute || (!ruriIsOwn && !route.token))) {
+    // An inbound trunk (carrier, upstream proxy) is dispatched to its set whatever host its Request-URI names.
+    const trunks = this.opts.inboundTrunks
+    const trunkSet = side === 'public' && trunks ? trunks.match(inb.source.address) : undefined
+    if (side === 'public' && (route.nextRoute || (!ruriIsOwn && !route.token && trunkSet === undefined))) {
       // Routed past us, or not for us and not in a dialog we know: never relay for the outside.
       core.observer.refused('relay', side)
       return core.replyTo(inb, 403, 'Forbidden')
     }
+    const set = trunkSet || (this.opts.defaultSet ?? 'default')
     if (method === 'OPTIONS' && ruriIsOwn && msg.uri.user === undefined) {
       return core.replyTo(inb, 200, 'OK', [['Allow', ALLOW], ['Accept', 'application/sdp']])
     }
@@ -233,7 +239,7 @@ export class Proxy {
     const goesOut = side === 'internal' && (this.opts.trunk !== undefined || !ruriIsOwn)
     let ctx: RequestContext | undefined
     if (core.hooks.onRequest) {
-      ctx = { msg, source: inb.source, side, edit: msg.edit(), set: this.opts.defaultSet ?? 'default' }
+      ctx = { msg, source: inb.source, side, edit: msg.edit(), set }
       core.hooks.onRequest(ctx)
       if (ctx.reject) return core.replyTo(inb, ctx.reject.status, ctx.reject.reason)
     }
@@ -256,15 +262,17 @@ export class Proxy {
     }
     if (ctx?.target || goesOut) {
       const target = ctx?.target ?? this.opts.trunk ?? (route.nextRoute ? peerFromUri(route.nextRoute.uri) : peerFromUri(msg.uri))
-      if (!target) return this.servers.finalLocal(st, 404, 'Not Found')
       route.callId = this.topology.callIdToward(msg, 'public', true)
+      if (!target) return this.toNamedHop(st, inb, side, route, ctx?.edit)
       if (this.media && method === 'INVITE') {
         return this.media.offer(st, side, 'public', undefined, () => { this.relay.sendDownstream(st, inb, 'public', target, route, ctx?.edit) }, target.proto)
       }
       this.relay.sendDownstream(st, inb, 'public', target, route, ctx?.edit)
       return
     }
-    st.set = ctx?.set ?? this.opts.defaultSet ?? 'default'
+    st.set = ctx?.set ?? set
+    // Our own Route entries (an upstream proxy's outbound-proxy setting) come off toward the backend too (§16.4).
+    if (route.popped.length > 0) st.route = route
     let forced = ctx?.backend
     st.hookEdit = ctx?.edit
     if (!forced && method === 'INVITE') {
@@ -287,6 +295,34 @@ export class Proxy {
       })
     }
     if (!this.failover.tryBackend(st, forced, ctx?.edit)) this.servers.finalLocal(st, 503, 'Service Unavailable', [['Retry-After', '5']])
+  }
+
+  /**
+   * A request going out to a next hop given by name (the trunk, or a Request-URI / Route from inside naming a
+   * host): RFC 3263 targets from the cache, tried in turn on failure (failover.ts); a name not cached yet is
+   * resolved first (its only wait), one that does not resolve gets 503.
+   */
+  private toNamedHop(st: ServerTx, inb: Inbound, side: Side, route: RouteState, edit: MessageEditor | undefined): void {
+    const msg = inb.msg
+    const resolver = this.core.resolver
+    const uri = route.nextRoute ? route.nextRoute.uri : msg.uri
+    const name = this.opts.trunkName ?? (uri.scheme === 'sip' || uri.scheme === 'sips' ? hopName(uri.host, uri.port, uri.params['transport'], uri.scheme === 'sips') : undefined)
+    if (!name || !resolver) return this.servers.finalLocal(st, 404, 'Not Found')
+    st.hookEdit = edit
+    st.route = route
+    const send = (hops: Peer[] | null): void => {
+      if (st.cancelled || st.lastStatus >= 200) return
+      if (!hops || hops.length === 0) return this.servers.finalLocal(st, 503, 'Next Hop Does Not Resolve')
+      st.hops = hops
+      st.hopIndex = 0
+      if (this.media && msg.method === 'INVITE') {
+        return this.media.offer(st, side, 'public', undefined, () => { this.relay.sendDownstream(st, inb, 'public', hops[0]!, route, edit) })
+      }
+      this.relay.sendDownstream(st, inb, 'public', hops[0]!, route, edit)
+    }
+    const cached = resolver.lookup(name)
+    if (cached !== undefined) return send(cached)
+    resolver.resolve(name).then(send, () => send(null))
   }
 
   /** ACK: for our non-2xx final response it ends here; for a 2xx it is routed end to end, statelessly. */

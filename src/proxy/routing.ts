@@ -3,6 +3,7 @@
 // `ct=` Contact alias, in-dialog targets (token, alias, dialog table), the rest of a route set, and the
 // routing edits every forwarded request gets. Which backend a new call goes to is the dispatcher's
 // (failover.ts asks it); topology hiding is topology.ts's.
+import { hopName } from '../dns/index.js'
 import { H, type MessageEditor, type NameAddr, type SipMessage } from '../sip/index.js'
 import { uriTransportParam } from '../transport/protos.js'
 import type { Inbound, Listener, Peer, Side } from '../transport/types.js'
@@ -127,12 +128,22 @@ export class Routing {
    * out to the public side goes to the next entry (a carrier's SBC), not to the flow in our token. A strict
    * router there (no `lr`) gets the Request-URI/Route swap of §16.6 step 6. Toward the inside the token
    * decides: a public client cannot steer a request to another internal host with a Route of its own.
-   * Undefined: no next entry, or one that names no IP literal (no DNS while forwarding).
+   * An entry naming a host goes to its first RFC 3263 target from the cache; never waiting: while the name is
+   * not cached yet, the request follows the flow in our token (where the dialog's INVITE went) and the name is
+   * resolved in the background for the next ones. Undefined: no next entry, or none usable.
    */
   routeSetHop(route: RouteState, outSide: Side): Peer | undefined {
     const next = route.nextRoute
     if (!next || outSide !== 'public') return undefined
-    const peer = peerFromUri(next.uri)
+    const uri = next.uri
+    let peer = peerFromUri(uri)
+    const resolver = this.core.resolver
+    if (!peer && resolver && (uri.scheme === 'sip' || uri.scheme === 'sips')) {
+      const name = hopName(uri.host, uri.port, uri.params['transport'], uri.scheme === 'sips')
+      const hops = resolver.lookup(name)
+      if (hops === undefined) resolver.resolve(name).catch(() => {})
+      peer = hops?.[0]
+    }
     if (peer) route.strict = isStrictRoute(next)
     return peer
   }

@@ -2,6 +2,7 @@ import type { Backend } from '../dispatch/backend.js'
 import type { MessageEditor, SipMessage } from '../sip/index.js'
 import { isConnectionProto } from '../transport/protos.js'
 import type { Listener, Peer, Side } from '../transport/types.js'
+import type { RouteState } from './routing.js'
 import type { WheelTimer } from './timer_wheel.js'
 
 /** RFC 3261 §17 timer values (ms). */
@@ -85,6 +86,11 @@ export class ServerTx extends OnWheel {
   set: string | undefined
   /** Dispatch by this key whatever the set's algorithm (a REGISTER's address-of-record: path.ts). */
   affinity: string | undefined
+  /** A next hop given by name: its resolved targets in the order drawn (RFC 3263 §4.3), and the one being tried. */
+  hops: readonly Peer[] | undefined
+  hopIndex = 0
+  /** The routing of a new request (our Route entries popped, §16.4), applied again to each failover attempt. */
+  route: RouteState | undefined
   /** Retransmission interval of a final response over UDP (timer G), and the absolute give-up time. */
   retransMs = T1
   giveUpAt = 0
@@ -138,6 +144,8 @@ export class ClientTx extends OnWheel {
    */
   abandoned = false
   ackForNon2xx: Buffer | undefined
+  /** A timeout while trying leads to another target (a backend, or the next of a name's targets): the failover timer applies. */
+  failsOver = false
   /** A large request sent over TCP (RFC 3261 §18.1.1) keeps its UDP copy in case TCP is refused. */
   udpFallback: { out: Buffer; listener: Listener; target: Peer } | undefined
 

@@ -189,7 +189,19 @@ t.test('validation: every kind of problem names the key', async (t) => {
     [{ failover: { codes: true } }, /^failover\.codes: true must be a list of integers/],
     [{ trunk: 'gw.example.com' }, /^trunk: "gw\.example\.com" is not a SIP URI/],
     [{ trunk: 'sip:192.0.2.1:99999' }, /^trunk: .*port must be 0\.\.65535/],
-    [{ trunk: 'sip:gw.example.com' }, /^trunk: .*must be an IP literal/],
+    [{ trunk: 'sip:gw-.example.com' }, /^trunk: "sip:gw-\.example\.com": "gw-\.example\.com" is neither an IP address nor a host name/],
+    [{ trunk: 'sip:10.0.0.999' }, /^trunk: .*neither an IP address nor a host name/],
+    [{ domains: ['pbx.example.com:99999'] }, /^domains\[0\]: .*port must be 1\.\.65535|^domains\[0\]: .*is not a host name or host:port/],
+    [{ domains: ['sip:pbx.example.com'] }, /^domains\[0\]: "sip:pbx\.example\.com" is not a host name or host:port/],
+    [{ domains: ['pbx..example.com'] }, /^domains\[0\]: .*is not a host name or host:port/],
+    [{ inboundTrunks: ['carrier.example.com'] }, /^inboundTrunks\[0\]: "carrier\.example\.com" is not a CIDR/],
+    [{ inboundTrunks: ['198.51.100.1/24'] }, /^inboundTrunks\[0\]: .*has host bits set: did you mean 198\.51\.100\.0\/24\?/],
+    [{ inboundTrunks: ['set=a b:198.51.100.0/24'] }, /^inboundTrunks\[0\]: .*set name "a b" must be letters, digits/],
+    [{ backends: ['sip:127.0.1.1:5080'], inboundTrunks: ['set=carrier:198.51.100.0/24'] }, /^inboundTrunks\[0\]: "set=carrier:198\.51\.100\.0\/24": no backend is in set "carrier"; sets: default/],
+    [{ dns: { servers: ['resolver.example.com'] } }, /^dns\.servers\[0\]: "resolver\.example\.com" is not a DNS server address/],
+    [{ dns: { servers: ['10.0.0.53:0'] } }, /^dns\.servers\[0\]: .*is not a DNS server address/],
+    [{ dns: { timeoutMs: 10 } }, /^dns\.timeoutMs: 10 is out of range 50\.\.30000/],
+    [{ dns: { staleMs: -1 } }, /^dns\.staleMs: -1 is out of range/],
     [{ trunk: 'sip:[zz::1]' }, /^trunk: .*not a SIP URI/],
     [{ trustedNetworks: ['10.0.0.0/33'] }, /^trustedNetworks\[0\]: "10\.0\.0\.0\/33": prefix length must be 0\.\.32/],
     [{ allowPublic: ['somewhere'] }, /^allowPublic\[0\]: "somewhere" is not a CIDR/],
@@ -256,6 +268,17 @@ t.test('validation accepts the documented syntaxes', async (t) => {
   t.same(c.etcd, { prefix: '/sipedge/backends/', endpoints: ['http://127.0.0.1:2379', 'https://127.0.0.2:2379'] }, 'endpoints normalised, prefix defaulted')
   t.same(c.hep, { id: 1, address: '127.0.0.1:9060' })
   t.equal(c.admin, undefined, 'null unsets an optional key')
+  const named = validateConfig(
+    {
+      backends: ['sip:127.0.1.1:5080', 'set=carrier-b:sip:127.0.1.2:5080'],
+      trunk: 'sip:trunk.carrier.example;transport=tcp',
+      domains: ['pbx.example.com', 'Voice.Example.com:5080', '203.0.113.7:5060', '[2001:db8::7]:5060', 'pbx.example.com.'],
+      inboundTrunks: ['198.51.100.0/28', 'set=carrier-b:203.0.113.9', '2001:db8::/32'],
+      dns: { servers: ['10.0.0.53', '10.0.0.54:5353', '[::1]:53', '::1'], staleMs: 0 },
+    },
+    'named.yaml',
+  )
+  t.same(named.errors, [], 'trunk by name, domains, inbound trunks, DNS servers')
 })
 
 t.test('address helpers', async (t) => {

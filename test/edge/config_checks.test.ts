@@ -122,7 +122,7 @@ t.test('a file with a mistake of every kind: each reported once, with its key an
     'logLevels: {proxy: loud}', //           6 map value
     'maskCallId: 1', //                      7 not a boolean
     'secret: short', //                      8 too short
-    'trunk: sip:carrier.example.com', //     9 not an IP literal
+    'trunk: sip:carrier-.example.com', //  9 neither an address nor a host name
     'hep: {id: 5}', //                       10 fine by itself: hep.address missing is a cross-key rule
   ].join('\n')
   const r = load(['--config', 'm.yaml'], {}, { 'm.yaml': yaml })
@@ -135,6 +135,6 @@ t.test('a file with a mistake of every kind: each reported once, with its key an
     'logLevels.proxy: "loud" must be one of fatal, error, warn, info, debug, trace, silent (file m.yaml:6)',
     'maskCallId: 1 must be true or false (file m.yaml:7)',
     'secret: must be at least 16 characters (file m.yaml:8)',
-    'trunk: "sip:carrier.example.com": the host must be an IP literal (the edge does not resolve names for next hops) (file m.yaml:9)',
+    'trunk: "sip:carrier-.example.com": "carrier-.example.com" is neither an IP address nor a host name (file m.yaml:9)',
   ])
 })

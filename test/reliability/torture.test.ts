@@ -95,13 +95,11 @@ for (const transport of ['udp', 'tcp'] as const) {
     t.teardown(() => torture.stop())
     const { edge, host, port, target } = await startEdge(t, `127.0.5.${10 * n}`, {
       backends: [`sip:${uas.id}`, `set=torture:${torture.uri}`],
+      // The corpus addresses example.com & co: serve those domains, as an operator would list its own.
+      domains: CORPUS_DOMAINS,
       // SIPp's calls go to the SIPp UAS; every other new request to the answering backend.
       hooks: { onRequest: (ctx) => { if (ctx.msg.getHeader('Subject') !== 'sipedge uac') ctx.set = 'torture' } },
     })
-    // The corpus addresses example.com & co: serve those domains, as an operator would list its own
-    // (test-only reach into Sides: there is no config key for served domains yet).
-    const domains = (edge.proxy.sides as unknown as { domains: Set<string> }).domains
-    for (const d of CORPUS_DOMAINS) domains.add(d)
     const calls = FULL ? 2000 : 300
     const load = runUac({ scenario: 'uac', target, localIp: `127.0.5.${10 * n + 1}`, calls, rate: FULL ? 100 : 60, traceMsg: false, timeoutS: 60, t })
 
