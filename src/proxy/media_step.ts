@@ -41,6 +41,9 @@ export interface CallMedia {
   chain: Promise<void> | undefined
 }
 
+/** A set without per-set media settings, and every re-offer (the call's instance is known). */
+const ANCHOR_PLAIN: { mode: MediaMode; extra: MediaExtra | undefined } = Object.freeze({ mode: 'anchor', extra: undefined })
+
 /** Browsers speak SIP over WebSocket (RFC 7118) and WebRTC media; every other transport carries plain RTP peers. */
 const isBrowser = (proto: TransportProto | undefined): boolean => proto === 'ws' || proto === 'wss'
 
@@ -117,7 +120,7 @@ export class MediaStep {
   offer(st: ServerTx, inSide: Side, outSide: Side, instance: string | undefined, go: () => void, outProto?: TransportProto): void {
     const media = this.media
     const msg = st.request!
-    const conf = instance === undefined ? (media.forSet?.(st.set) ?? { mode: 'anchor' as const, extra: undefined }) : { mode: 'anchor' as const, extra: undefined }
+    const conf = instance === undefined ? (media.forSet?.(st.set) ?? ANCHOR_PLAIN) : ANCHOR_PLAIN
     if (conf.mode === 'off') return go()
     const callId = this.internalCallId(msg.callId, inSide)
     const initial = msg.toTag === undefined
