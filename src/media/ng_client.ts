@@ -3,7 +3,6 @@
 // answered from that cache and never executes a command twice (an offer is not allocated twice).
 import { randomBytes } from 'node:crypto'
 import { type RemoteInfo, type Socket } from 'node:dgram'
-import { isIPv6 } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { bindClientSockets } from '../util/client_sockets.js'
 import { BencodeError, decode, encode, isDict, type BDict, type BInput, type BValue } from './bencode.js'
@@ -171,7 +170,8 @@ export class NgClient {
     if (this.pending.size >= this.maxPending) {
       throw new NgError('overload', command, target, `${this.pending.size} requests in flight`)
     }
-    const sock = isIPv6(target.host) ? this.udp6 : this.udp4
+    // Targets are IP literals (no regex per command): only an IPv6 one has a colon.
+    const sock = target.host.includes(':') ? this.udp6 : this.udp4
     if (sock === undefined) throw new NgError('closed', command, target, 'no socket for this address family')
     const cookie = `${this.cookiePrefix}${(this.seq++).toString(36)}`
     const msg = encode(args === undefined ? { command } : { ...args, command }, `${cookie} `)
