@@ -47,6 +47,22 @@ export function ngTags(kind: 'offer' | 'answer', inRequest: boolean, fromTag: st
 
 export type FailurePolicy = 'reject' | 'passthrough'
 
+/**
+ * Which ends of one offer/answer are browsers (SIP over WebSocket: ICE, DTLS-SRTP, AVPF, rtcp-mux). Toward a
+ * browser rtpengine must speak WebRTC; toward a plain end of a call that has a browser on the other end, plain
+ * RTP without ICE or crypto, so that Asterisk's plain endpoint takes it.
+ */
+export interface WebrtcEnds {
+  from: boolean
+  to: boolean
+}
+
+// NG keys per profile of the receiving end. DTLS is left to rtpengine: it takes `a=setup:active` toward a
+// browser offer and starts the handshake itself (forcing `DTLS: passive` leaves the browser's DTLS stuck).
+const TOWARD_BROWSER_OFFER: Readonly<Record<string, BInput>> = Object.freeze({ ICE: 'force', 'transport-protocol': 'UDP/TLS/RTP/SAVPF', 'rtcp-mux': ['offer'] })
+const TOWARD_BROWSER_ANSWER: Readonly<Record<string, BInput>> = Object.freeze({ ICE: 'force', 'transport-protocol': 'UDP/TLS/RTP/SAVPF', 'rtcp-mux': ['require'] })
+const TOWARD_PLAIN: Readonly<Record<string, BInput>> = Object.freeze({ ICE: 'remove', DTLS: 'off', SDES: ['off'], 'transport-protocol': 'RTP/AVP', 'rtcp-mux': ['demux'] })
+
 /** Extra NG keys per backend set (e.g. `{ flags: ['codec-strip-all'], 'transport-protocol': 'RTP/AVP' }`). */
 export interface MediaExtra {
   flags?: string[]
@@ -138,13 +154,13 @@ export class MediaAnchor {
    * instance is selected (the next one when an offer times out). With `instance` (from the token) the
    * offer goes there: a re-offer, or the same offer again for a failover branch.
    */
-  offer(call: MediaCall, from: Side, to: Side, sdp: Buffer, o: { instance?: string; extra?: MediaExtra } = {}): Promise<MediaResult> {
-    return this.coalesce('offer', call, sdp, () => this.doOffer(call, from, to, sdp, o.instance, o.extra))
+  offer(call: MediaCall, from: Side, to: Side, sdp: Buffer, o: { instance?: string; extra?: MediaExtra; webrtc?: WebrtcEnds } = {}): Promise<MediaResult> {
+    return this.coalesce('offer', call, sdp, () => this.doOffer(call, from, to, sdp, o.instance, o.extra, o.webrtc))
   }
 
   /** Anchors the answer of `call` (answererTag required) going from `from` to `to`, on `instance`. */
-  answer(call: MediaCall, from: Side, to: Side, sdp: Buffer, instance: string, o: { extra?: MediaExtra } = {}): Promise<MediaResult> {
-    return this.coalesce('answer', call, sdp, () => this.doAnswer(call, from, to, sdp, instance, o.extra))
+  answer(call: MediaCall, from: Side, to: Side, sdp: Buffer, instance: string, o: { extra?: MediaExtra; webrtc?: WebrtcEnds } = {}): Promise<MediaResult> {
+    return this.coalesce('answer', call, sdp, () => this.doAnswer(call, from, to, sdp, instance, o.extra, o.webrtc))
   }
 
   /**
@@ -172,14 +188,14 @@ export class MediaAnchor {
   }
 
   /** offer() on a SIP body: 'unchanged' when the body carries no SDP (nothing sent to rtpengine). */
-  async offerBody(call: MediaCall, from: Side, to: Side, contentType: string | undefined, body: Buffer, o: { instance?: string; extra?: MediaExtra } = {}): Promise<BodyResult> {
+  async offerBody(call: MediaCall, from: Side, to: Side, contentType: string | undefined, body: Buffer, o: { instance?: string; extra?: MediaExtra; webrtc?: WebrtcEnds } = {}): Promise<BodyResult> {
     const loc = findSdp(contentType, body)
     if (loc === undefined) return { action: 'unchanged' }
     return withBody(body, loc, await this.offer(call, from, to, body.subarray(loc.start, loc.end), o))
   }
 
   /** answer() on a SIP body: 'unchanged' when the body carries no SDP. */
-  async answerBody(call: MediaCall, from: Side, to: Side, contentType: string | undefined, body: Buffer, instance: string, o: { extra?: MediaExtra } = {}): Promise<BodyResult> {
+  async answerBody(call: MediaCall, from: Side, to: Side, contentType: string | undefined, body: Buffer, instance: string, o: { extra?: MediaExtra; webrtc?: WebrtcEnds } = {}): Promise<BodyResult> {
     const loc = findSdp(contentType, body)
     if (loc === undefined) return { action: 'unchanged' }
     return withBody(body, loc, await this.answer(call, from, to, body.subarray(loc.start, loc.end), instance, o))
@@ -190,8 +206,8 @@ export class MediaAnchor {
     return this.inFlight.size
   }
 
-  private async doOffer(call: MediaCall, from: Side, to: Side, sdp: Buffer, instance: string | undefined, extra: MediaExtra | undefined): Promise<MediaResult> {
-    const args = this.args(call, from, to, sdp, extra)
+  private async doOffer(call: MediaCall, from: Side, to: Side, sdp: Buffer, instance: string | undefined, extra: MediaExtra | undefined, webrtc: WebrtcEnds | undefined): Promise<MediaResult> {
+    const args = this.args('offer', call, from, to, sdp, extra, webrtc)
     if (instance !== undefined) {
       const inst = this.resolve(instance, call.callId)
       if (inst === undefined) return this.fail('offer', call.callId, undefined, `rtpengine ${instance} is down or unknown`)
@@ -229,12 +245,12 @@ export class MediaAnchor {
     return this.fail('offer', call.callId, undefined, lastError)
   }
 
-  private async doAnswer(call: MediaCall, from: Side, to: Side, sdp: Buffer, instance: string, extra: MediaExtra | undefined): Promise<MediaResult> {
+  private async doAnswer(call: MediaCall, from: Side, to: Side, sdp: Buffer, instance: string, extra: MediaExtra | undefined, webrtc: WebrtcEnds | undefined): Promise<MediaResult> {
     if (call.answererTag === undefined || call.answererTag === '') return this.fail('answer', call.callId, instance, 'answer without a to-tag')
     const inst = this.resolve(instance, call.callId)
     if (inst === undefined) return this.fail('answer', call.callId, undefined, `rtpengine ${instance} is down or unknown`)
     try {
-      const r = await this.client.request(inst.instance, 'answer', this.args(call, from, to, sdp, extra), this.timeoutMs)
+      const r = await this.client.request(inst.instance, 'answer', this.args('answer', call, from, to, sdp, extra, webrtc), this.timeoutMs)
       this.pool.recordOutcome(inst.instance, undefined)
       return this.anchored('answer', call.callId, inst.instance, r['sdp'], inst.migrated)
     } catch (err) {
@@ -243,9 +259,13 @@ export class MediaAnchor {
     }
   }
 
-  private args(call: MediaCall, from: Side, to: Side, sdp: Buffer, extra: MediaExtra | undefined): Record<string, BInput | undefined> {
+  private args(cmd: 'offer' | 'answer', call: MediaCall, from: Side, to: Side, sdp: Buffer, extra: MediaExtra | undefined, webrtc: WebrtcEnds | undefined): Record<string, BInput | undefined> {
     const flags = [...(this.extra?.flags ?? []), ...(extra?.flags ?? [])]
+    // The receiving end's profile: WebRTC toward a browser, plain RTP toward the other end of a browser's call;
+    // a call without browsers keeps what its ends offered (only ICE removed toward the backends).
+    const profile = webrtc?.to ? (cmd === 'offer' ? TOWARD_BROWSER_OFFER : TOWARD_BROWSER_ANSWER) : webrtc?.from ? TOWARD_PLAIN : undefined
     return {
+      ...profile,
       ...this.extra,
       ...extra,
       'call-id': call.callId,
@@ -256,7 +276,7 @@ export class MediaAnchor {
       // rtpengine 10.5: the sender's side first, then the receiver's.
       direction: [this.iface(from), this.iface(to)],
       replace: this.replace,
-      ICE: to === 'internal' ? this.iceInternal : undefined,
+      ICE: profile !== undefined ? profile['ICE'] as string : to === 'internal' ? this.iceInternal : undefined,
       flags: flags.length > 0 ? flags : undefined,
     }
   }

@@ -1,12 +1,12 @@
 // The media step of the proxy (rtpengine anchoring of SDP), between routing and relay, and what it keeps per
 // transaction (src/media/anchor.ts has the policy and the description of how messages are held while
 // rtpengine answers).
-import type { MediaAnchor, MediaExtra, MediaResult } from '../media/anchor.js'
+import type { MediaAnchor, MediaExtra, MediaResult, WebrtcEnds } from '../media/anchor.js'
 import type { MediaMode } from '../media/config.js'
 import type { MediaStats } from '../media/metrics.js'
 import { findSdp } from '../media/sdp_body.js'
 import { H, newBranch, type SipMessage } from '../sip/index.js'
-import type { Inbound, Listener, Peer, Side } from '../transport/types.js'
+import type { Inbound, Listener, Peer, Side, TransportProto } from '../transport/types.js'
 import type { ProxyCore } from './core.js'
 import { viaValue, type Relay } from './relay.js'
 import type { RouteState } from './routing.js'
@@ -39,6 +39,16 @@ export interface CallMedia {
   extra: MediaExtra | undefined
   /** Responses held for rtpengine, relayed in arrival order. */
   chain: Promise<void> | undefined
+}
+
+/** Browsers speak SIP over WebSocket (RFC 7118) and WebRTC media; every other transport carries plain RTP peers. */
+const isBrowser = (proto: TransportProto | undefined): boolean => proto === 'ws' || proto === 'wss'
+
+/** The WebRTC ends of one offer/answer, or undefined for a call without browsers (the common case: no object). */
+function webrtcEnds(from: TransportProto | undefined, to: TransportProto | undefined): WebrtcEnds | undefined {
+  const f = isBrowser(from)
+  const t = isBrowser(to)
+  return f || t ? { from: f, to: t } : undefined
 }
 
 /**
@@ -104,7 +114,7 @@ export class MediaStep {
    * transaction); every failover branch then reuses the anchored body. `instance`: the call's rtpengine
    * from the token (a re-offer); undefined for a new call.
    */
-  offer(st: ServerTx, inSide: Side, outSide: Side, instance: string | undefined, go: () => void): void {
+  offer(st: ServerTx, inSide: Side, outSide: Side, instance: string | undefined, go: () => void, outProto?: TransportProto): void {
     const media = this.media
     const msg = st.request!
     const conf = instance === undefined ? (media.forSet?.(st.set) ?? { mode: 'anchor' as const, extra: undefined }) : { mode: 'anchor' as const, extra: undefined }
@@ -120,7 +130,8 @@ export class MediaStep {
     }
     const sdp = msg.body.subarray(loc.start, loc.end)
     const call = { callId, offererTag: msg.fromTag ?? '', ...(msg.toTag !== undefined ? { answererTag: msg.toTag } : {}) }
-    media.anchor.offer(call, inSide, outSide, sdp, { ...(instance !== undefined ? { instance } : {}), ...(conf.extra ? { extra: conf.extra } : {}) }).then((r) => {
+    const webrtc = webrtcEnds(st.source.proto, outProto)
+    media.anchor.offer(call, inSide, outSide, sdp, { ...(instance !== undefined ? { instance } : {}), ...(conf.extra ? { extra: conf.extra } : {}), ...(webrtc ? { webrtc } : {}) }).then((r) => {
       if (st.cancelled || st.lastStatus >= 200) {
         // CANCELled while rtpengine was asked: nothing went downstream, end it here.
         if (r.action === 'anchored' && initial) void media.anchor.delete({ callId }, r.instance)
@@ -160,7 +171,8 @@ export class MediaStep {
     const loc = findSdp(msg.contentType, msg.body)
     if (loc === undefined) return false
     const call = { callId: this.internalCallId(msg.callId, side), offererTag: msg.toTag ?? '', answererTag: msg.fromTag ?? '' }
-    this.media.anchor.answer(call, side, outSide, msg.body.subarray(loc.start, loc.end), instance).then((r) => {
+    const webrtc = webrtcEnds(inb.source.proto, target.proto)
+    this.media.anchor.answer(call, side, outSide, msg.body.subarray(loc.start, loc.end), instance, webrtc ? { webrtc } : {}).then((r) => {
       this.relay.sendAck(inb, side, route, target, outSide, listener, r.action === 'anchored' ? spliceBody(msg.body, loc, r) : undefined)
     }, (err: unknown) => this.core.log.error({ err, callId: msg.callId }, 'media: ACK answer failed'))
     return true
@@ -219,7 +231,8 @@ export class MediaStep {
         const from: Side = this.topology.isInternalPeer(ct) ? 'internal' : 'public'
         const fromTag = msg.fromTag ?? ''
         const toTag = msg.toTag ?? ''
-        const o = cm.extra ? { extra: cm.extra } : {}
+        const webrtc = webrtcEnds(ct.target.proto, st.source.proto)
+        const o = { ...(cm.extra ? { extra: cm.extra } : {}), ...(webrtc ? { webrtc } : {}) }
         // No offer in the request: a 2xx with SDP offers (the UAS is the offerer), the ACK answers.
         const r: MediaResult = cm.offered
           ? await media.anchor.answer({ callId: cm.callId, offererTag: fromTag, answererTag: toTag }, from, st.side, sdp, cm.instance, o)

@@ -192,7 +192,7 @@ export class Proxy {
     if (mediaId !== undefined && (msg.method === 'INVITE' || msg.method === 'UPDATE')) {
       // A re-offer (either side): held until rtpengine answers, then forwarded.
       const hop = target
-      return media!.offer(st, side, outSide, mediaId, () => { this.relay.sendDownstream(st, inb, outSide, hop, route, undefined) })
+      return media!.offer(st, side, outSide, mediaId, () => { this.relay.sendDownstream(st, inb, outSide, hop, route, undefined) }, hop.proto)
     }
     this.relay.sendDownstream(st, inb, outSide, target, route, undefined)
     if (msg.method === 'BYE') {
@@ -247,7 +247,7 @@ export class Proxy {
       if (!target) return this.servers.finalLocal(st, 404, 'Not Found')
       route.callId = this.topology.callIdToward(msg, 'public', true)
       if (this.media && method === 'INVITE') {
-        return this.media.offer(st, side, 'public', undefined, () => { this.relay.sendDownstream(st, inb, 'public', target, route, ctx?.edit) })
+        return this.media.offer(st, side, 'public', undefined, () => { this.relay.sendDownstream(st, inb, 'public', target, route, ctx?.edit) }, target.proto)
       }
       this.relay.sendDownstream(st, inb, 'public', target, route, ctx?.edit)
       return
