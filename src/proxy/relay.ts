@@ -170,7 +170,7 @@ export class Relay {
 
   /** A send failed (ICMP unreachable, refused, reset): fail the client transactions waiting on that peer now. */
   sendFailed(err: Error, dest: Peer): void {
-    // A WebSocket client's connection is gone (RFC 7118: never connected back to): 430 Flow Failed (RFC 5626 §5.3).
+    // A client's own connection (WebSocket, or an accepted TCP/TLS flow) is gone, never connected back to: 430 Flow Failed (RFC 5626 §5.3).
     const flowGone = (err as { code?: string }).code === 'ENOTCONN'
     for (const ct of this.clients.values()) {
       if (ct.state !== enumState.trying || ct.target.port !== dest.port || ct.target.address !== dest.address) continue

@@ -111,7 +111,12 @@ export class Routing {
       if (!flows) return undefined
     }
     const fromInternal = this.core.sides.twoSided ? side === 'internal' : isFrom(inb.source, flows.internal, flows.external)
-    return fromInternal ? { target: flows.external, outSide: 'public' } : { target: flows.internal, outSide: 'internal' }
+    if (!fromInternal) return { target: flows.internal, outSide: 'internal' }
+    // A caller's TCP/TLS flow is a connection it opened: only that connection reaches it (430 once gone),
+    // never a new one to its ephemeral source port or to whatever its Contact names.
+    const ext = flows.external
+    const accepted = route.token !== undefined && !route.token.outbound && (ext.proto === 'tcp' || ext.proto === 'tls')
+    return { target: accepted ? { ...ext, accepted } : ext, outSide: 'public' }
   }
 
   /**
