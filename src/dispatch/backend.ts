@@ -122,8 +122,8 @@ export function parseBackendUri(uri: string): BackendTarget {
       const name = (eq >= 0 ? p.slice(0, eq) : p).trim().toLowerCase()
       if (name !== 'transport') continue
       const value = eq >= 0 ? p.slice(eq + 1).trim().toLowerCase() : ''
-      if (value === 'udp' || value === 'tcp') proto = value
-      else fail(`unsupported transport "${value}" (udp or tcp)`)
+      if (value === 'udp' || value === 'tcp' || value === 'tls') proto = value
+      else fail(`unsupported transport "${value}" (udp, tcp or tls)`)
     }
   }
   return { proto, host, port }

@@ -12,6 +12,7 @@ import type { ClientTransactions } from './client_tx.js'
 import type { ProxyCore } from './core.js'
 import { loopBranch, loopHash } from './loop.js'
 import type { MediaStep } from './media_step.js'
+import { isSecureTransport, isSipsRequest, sipsNotAllowed } from './sips.js'
 import type { RouteState, Routing } from './routing.js'
 import type { ServerTransactions } from './server_tx.js'
 import type { Topology } from './topology.js'
@@ -47,6 +48,11 @@ export class Relay {
     const listener = core.sides.listenerFor(outSide, target.proto)
     if (!listener) {
       this.servers.finalLocal(st, 503, 'Service Unavailable')
+      return false
+    }
+    // RFC 5630: a sips request goes on over TLS only; this next hop is not TLS.
+    if (!isSecureTransport(target.proto) && isSipsRequest(msg)) {
+      this.servers.finalLocal(st, 480, 'Temporarily Unavailable', [sipsNotAllowed(listener.hostport)])
       return false
     }
     // A hook's edits apply to every branch: each attempt (failover) starts from a copy of them.

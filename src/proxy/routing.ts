@@ -10,6 +10,7 @@ import { peerFromUri } from './addressing.js'
 import type { ProxyCore } from './core.js'
 import type { Dialog } from './dialogs.js'
 import { isStrictRoute, rewriteRoutes } from './route_set.js'
+import { isSecureTransport, isSipsRequest } from './sips.js'
 import type { RouteToken } from './tokens.js'
 import type { Topology } from './topology.js'
 import { replacesCallId } from './uri_rewrite.js'
@@ -157,13 +158,14 @@ export class Routing {
     const internalPeer = outSide === 'internal' ? target : source
     const externalPeer = outSide === 'internal' ? source : target
     const token = this.core.tokens.sealRoute(internalPeer, externalPeer, outSide === 'public', media)
+    const sips = isSipsRequest(msg)
     if (outSide === 'internal') {
       const inner = sides.listenerFor('internal', target.proto) ?? listener
       const outer = sides.listenerFor('public', source.proto) ?? inner
-      const rr = recordRoute(inner, token) + (outer !== inner ? ', ' + recordRoute(outer, token) : '')
+      const rr = recordRoute(inner, token, sips) + (outer !== inner ? ', ' + recordRoute(outer, token, sips) : '')
       ed.prependHeader('Record-Route', rr)
     } else {
-      ed.prependHeader('Record-Route', recordRoute(listener, token))
+      ed.prependHeader('Record-Route', recordRoute(listener, token, sips))
     }
   }
 
@@ -185,6 +187,12 @@ function isFrom(source: Peer, internal: Peer, external: Peer): boolean {
 }
 
 /** The edge's Record-Route entry on a listener, carrying the route token. */
-export function recordRoute(l: Listener, token: string): string {
-  return `<sip:${l.hostport}${uriTransportParam(l.spec.proto)};lr;${RR_PARAM}=${token}>`
+/**
+ * Our Record-Route entry for listener `l`. `sips`: the request was sips (RFC 5630), and an entry facing a
+ * TLS or WSS side is a sips URI (TLS implied; WSS keeps `;transport=ws`).
+ */
+export function recordRoute(l: Listener, token: string, sips = false): string {
+  const proto = l.spec.proto
+  if (sips && isSecureTransport(proto)) return `<sips:${l.hostport}${proto === 'wss' ? ';transport=ws' : ''};lr;${RR_PARAM}=${token}>`
+  return `<sip:${l.hostport}${uriTransportParam(proto)};lr;${RR_PARAM}=${token}>`
 }
