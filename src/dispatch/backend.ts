@@ -75,7 +75,7 @@ export function parseBackendUri(uri: string): BackendTarget {
   const colon = text.indexOf(':')
   if (colon < 0) fail('expected sip:host[:port][;transport=udp|tcp]')
   const scheme = text.slice(0, colon).toLowerCase()
-  if (scheme === 'sips') fail('sips: needs TLS, which is not supported yet; use sip: with ;transport=tcp')
+  if (scheme === 'sips') fail('write a TLS backend as sip:HOST:PORT;transport=tls')
   if (scheme !== 'sip') fail(`unsupported scheme "${scheme}:" (only sip:)`)
   let rest = text.slice(colon + 1)
   const q = rest.indexOf('?')
