@@ -143,6 +143,16 @@ export const CONFIG = {
     maxTransactions: key(int(1, 10_000_000), 200000, { flag: 'max-transactions', arg: 'N', help: 'transactions at most (then 503)', restart }),
   }),
   shutdownTimeoutMs: key(int(0, 3_600_000), 30000, { flag: 'shutdown-timeout-ms', arg: 'MS', help: 'SIGTERM: drain deadline before exit' }),
+  // Registrations through the edge (src/proxy/path.ts, keepalive.ts).
+  registrar: section({
+    set: optional(str({ minLength: 1 }), { flag: 'registrar-set', arg: 'SET', help: 'backend set public REGISTERs go to, by consistent hash of the AOR (default: the default set)', restart }),
+  }),
+  nat: section({
+    keepalive: key(bool(), false, { flag: 'nat-keepalive', help: 'send keepalives to the flows of live registrations (holds NAT pinholes open)', restart }),
+    keepaliveIntervalMs: key(int(1000, 3_600_000), 25000, { flag: 'nat-keepalive-interval-ms', arg: 'MS', help: 'time between keepalives to a registered flow', restart }),
+    keepaliveMethod: key(oneOf(['options', 'crlf'] as const), 'options', { flag: 'nat-keepalive-method', arg: 'METHOD', help: 'UDP keepalive: options (an OPTIONS request) or crlf; connections always get CRLFCRLF', restart }),
+    maxFlows: key(int(1, 10_000_000), 100000, { flag: 'nat-max-flows', arg: 'N', help: 'registered flows kept for keepalives at most', restart }),
+  }),
   // tls:/wss: listeners and outgoing TLS (src/transport/tls.ts): SIGHUP re-reads the files, established connections stay.
   tls: section({
     certFile: optional(str(), { flag: 'tls-cert', arg: 'FILE', help: 'PEM certificate (leaf, then chain) for tls/wss listeners and as TLS client certificate' }),

@@ -1,12 +1,13 @@
 // Bans shared across edges through etcd. A ban is the key `<prefix><ip>` under a lease whose TTL is the
 // ban's remaining time: every edge watching the prefix applies it within the watch latency, and etcd deletes
-// it by itself when the lease runs out (each edge then lifts it). The watch cycle is EtcdSource's: range
-// read at revision R, then watch from R+1; any watch trouble starts a new cycle. While etcd is down the
-// local ban table keeps working: bans decided meanwhile are published when etcd is back.
+// it by itself when the lease runs out (each edge then lifts it). The range-then-watch loop is the one backend
+// discovery uses (PrefixWatch). While etcd is down the local ban table keeps working: bans decided meanwhile
+// are published when etcd is back.
 import { hostname } from 'node:os'
-import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3'
+import type { Etcd3, IKeyValue } from 'etcd3'
 import { pino, type Logger } from 'pino'
 import { createEtcdClient, etcdErrorText, type EtcdConnectOptions } from '../discovery/etcd_client.js'
+import { PrefixWatch, type PrefixWatchState } from '../discovery/prefix_watch.js'
 import { BAN_REASONS, DEFAULT_BAN_PREFIX, validAddress, type Ban, type BanReason } from './bans.js'
 import type { Defence } from './defence.js'
 
@@ -22,7 +23,7 @@ export interface SharedBansOptions extends EtcdConnectOptions {
   retryMaxMs?: number
 }
 
-export type SharedBansState = 'connecting' | 'synced' | 'down'
+export type SharedBansState = PrefixWatchState
 
 /** The value under a ban key. */
 interface BanValue {
@@ -40,22 +41,14 @@ export class SharedBans {
   onState?: (state: SharedBansState) => void
   private readonly defence: Defence
   private readonly client: Etcd3
+  private readonly watch: PrefixWatch
   private readonly log: Logger
   private readonly edgeId: string
-  private readonly retryMinMs: number
-  private readonly retryMaxMs: number
-  private retryDelay: number
-  private currentState: SharedBansState = 'connecting'
-  private generation = 0
   private running = false
-  private watcher: Watcher | undefined
-  private retryTimer: NodeJS.Timeout | undefined
   /** Addresses this edge holds because of a key (so a snapshot without the key lifts them). */
   private readonly fromEtcd = new Set<string>()
   /** Local bans whose put failed (etcd down): published on the next sync if still in force. */
   private readonly pending = new Map<string, Ban>()
-  private firstAttempt: Promise<void> | undefined
-  private resolveFirst: (() => void) | undefined
 
   constructor(defence: Defence, opts: SharedBansOptions) {
     this.defence = defence
@@ -63,40 +56,45 @@ export class SharedBans {
     if (!this.prefix.endsWith('/')) throw new Error(`etcd ban prefix must end with "/" (got "${this.prefix}")`)
     this.log = opts.logger ?? pino({ level: 'silent' })
     this.edgeId = opts.edgeId ?? `${hostname()}:${process.pid}`
-    this.retryMinMs = opts.retryMinMs ?? 50
-    this.retryMaxMs = Math.max(this.retryMinMs, opts.retryMaxMs ?? 500)
-    this.retryDelay = this.retryMinMs
+    const retryMinMs = opts.retryMinMs ?? 50
     this.client = createEtcdClient(opts)
+    this.watch = new PrefixWatch(
+      this.client,
+      this.prefix,
+      {
+        snapshot: (kvs) => this.applySnapshot(kvs),
+        put: (key, kv) => this.applyPut(key.slice(this.prefix.length), kv),
+        delete: (key) => this.applyDelete(key.slice(this.prefix.length)),
+        synced: ({ wasDown }) => this.onSynced(wasDown),
+        failed: (err, first) => {
+          if (first) this.log.warn({ err: etcdErrorText(err) }, 'etcd unreachable: enforcing local bans only, retrying')
+        },
+        stateChanged: (state) => this.onState?.(state),
+      },
+      { retryMinMs, retryMaxMs: Math.max(retryMinMs, opts.retryMaxMs ?? 500), log: this.log, what: 'bans' },
+    )
   }
 
   get state(): SharedBansState {
-    return this.currentState
+    return this.watch.state
   }
 
   /** Starts sharing: hooks the defence's ban/lift events and syncs. Resolves after the first attempt. */
   start(): Promise<void> {
-    if (this.firstAttempt) return this.firstAttempt
-    this.running = true
-    this.defence.onBan = (ban) => void this.publish(ban)
-    this.defence.onLift = (address) => void this.remove(address)
-    this.firstAttempt = new Promise((resolve) => {
-      this.resolveFirst = resolve
-    })
-    void this.cycle()
-    return this.firstAttempt
+    if (!this.running) {
+      this.running = true
+      this.defence.onBan = (ban) => void this.publish(ban)
+      this.defence.onLift = (address) => void this.remove(address)
+    }
+    return this.watch.start()
   }
 
   async stop(): Promise<void> {
     if (!this.running) return
     this.running = false
-    this.generation++
     this.defence.onBan = undefined
     this.defence.onLift = undefined
-    clearTimeout(this.retryTimer)
-    this.resolveFirst?.()
-    const w = this.watcher
-    this.watcher = undefined
-    if (w) await w.cancel().catch(() => undefined)
+    await this.watch.stop()
     this.client.close()
   }
 
@@ -134,76 +132,22 @@ export class SharedBans {
     }
   }
 
-  private setState(state: SharedBansState): void {
-    if (state === this.currentState) return
-    this.currentState = state
-    try {
-      this.onState?.(state)
-    } catch (err) {
-      this.log.error({ err }, 'onState callback threw')
+  private applySnapshot(kvs: IKeyValue[]): void {
+    const present = new Set<string>()
+    for (const kv of kvs) {
+      const address = kv.key.toString().slice(this.prefix.length)
+      present.add(address)
+      this.applyPut(address, kv)
     }
+    for (const address of [...this.fromEtcd]) if (!present.has(address)) this.applyDelete(address)
   }
 
-  private async cycle(): Promise<void> {
-    const gen = ++this.generation
-    try {
-      const res = await this.client.getAll().prefix(this.prefix).exec()
-      if (!this.running || gen !== this.generation) return
-      const present = new Set<string>()
-      for (const kv of res.kvs) {
-        const address = kv.key.toString().slice(this.prefix.length)
-        present.add(address)
-        this.applyPut(address, kv)
-      }
-      for (const address of [...this.fromEtcd]) if (!present.has(address)) this.applyDelete(address)
-      this.startWatch(res.header.revision, gen)
-      const wasDown = this.currentState === 'down'
-      this.retryDelay = this.retryMinMs
-      this.setState('synced')
-      this.log.info({ bans: present.size }, wasDown ? 'etcd reachable again: shared bans resynced' : 'shared bans synced')
-      for (const ban of [...this.pending.values()]) {
-        if (ban.until - Date.now() >= 1000 && this.defence.banOf(ban.address) !== undefined) void this.publish(ban)
-        else this.pending.delete(ban.address)
-      }
-    } catch (err) {
-      if (!this.running || gen !== this.generation) return
-      if (this.currentState !== 'down') this.log.warn({ err: etcdErrorText(err) }, 'etcd unreachable: enforcing local bans only, retrying')
-      this.setState('down')
-      const delay = this.retryDelay
-      this.retryDelay = Math.min(this.retryMaxMs, this.retryDelay * 2)
-      clearTimeout(this.retryTimer)
-      this.retryTimer = setTimeout(() => void this.cycle(), delay)
-    } finally {
-      this.resolveFirst?.()
-      this.resolveFirst = undefined
+  private onSynced(wasDown: boolean): void {
+    this.log.info({ bans: this.fromEtcd.size }, wasDown ? 'etcd reachable again: shared bans resynced' : 'shared bans synced')
+    for (const ban of [...this.pending.values()]) {
+      if (ban.until - Date.now() >= 1000 && this.defence.banOf(ban.address) !== undefined) void this.publish(ban)
+      else this.pending.delete(ban.address)
     }
-  }
-
-  private startWatch(revision: string, gen: number): void {
-    const next = (BigInt(revision) + 1n).toString()
-    const w = this.client.watch().prefix(this.prefix).startRevision(next).watcher()
-    this.watcher = w
-    w.on('data', (res: IWatchResponse) => {
-      if (gen !== this.generation) return
-      for (const ev of res.events) {
-        const address = ev.kv.key.toString().slice(this.prefix.length)
-        if (ev.type === 'Put') this.applyPut(address, ev.kv)
-        else this.applyDelete(address)
-      }
-    })
-    const ended = (err: unknown) => {
-      if (!this.running || gen !== this.generation) return
-      this.generation++
-      const old = this.watcher
-      this.watcher = undefined
-      if (old) void old.cancel().catch(() => undefined)
-      this.log.debug({ err: err === undefined ? undefined : etcdErrorText(err) }, 'ban watch ended: resyncing')
-      this.retryDelay = this.retryMinMs
-      void this.cycle()
-    }
-    w.on('disconnected', ended)
-    w.on('error', ended)
-    w.on('end', () => ended(undefined))
   }
 
   private applyPut(address: string, kv: IKeyValue): void {

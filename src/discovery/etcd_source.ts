@@ -1,14 +1,14 @@
-// Live backend sets from an etcd prefix. One cycle = range read of the prefix at revision R, apply the
-// diff against what the sink already has, then watch from R+1 (no gap, no duplicate). Any watch trouble
-// (disconnect, compaction, cancel) ends the cycle and starts a new one: the full re-read makes it correct
-// whatever happened meanwhile. While etcd is unreachable nothing is removed: the last known set stays.
-import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3'
+// Live backend sets from an etcd prefix (the range-then-watch loop is PrefixWatch's): each range read is
+// applied as a diff against what the sink already has. While etcd is unreachable nothing is removed: the
+// last known set stays.
+import type { Etcd3, IKeyValue } from 'etcd3'
 import { pino, type Logger } from 'pino'
 import type { BackendSink, BackendSpec } from '../dispatch/types.js'
 import { DEFAULT_PREFIX, parseBackendValue, splitBackendKey } from './backend_value.js'
 import { createEtcdClient, etcdErrorText, type EtcdConnectOptions } from './etcd_client.js'
+import { PrefixWatch, type PrefixWatchState } from './prefix_watch.js'
 
-export type EtcdSourceState = 'connecting' | 'synced' | 'down'
+export type EtcdSourceState = PrefixWatchState
 
 export interface EtcdSourceOptions extends EtcdConnectOptions {
   /** Default `/sipedge/backends/`. */
@@ -39,38 +39,50 @@ export class EtcdSource {
   private readonly sink: BackendSink
   private readonly log: Logger
   private readonly client: Etcd3
-  private readonly retryMinMs: number
+  private readonly watch: PrefixWatch
   private readonly retryMaxMs: number
-  private currentState: EtcdSourceState = 'connecting'
   private currentRevision = '0'
   /** etcd key -> what the sink was given for it. */
   private readonly applied = new Map<string, Applied>()
   /** etcd key -> mod revision of the invalid value already logged (log once per key+revision). */
   private readonly invalidLogged = new Map<string, string>()
-  /** Bumped whenever a cycle ends, so late callbacks of an old cycle are ignored. */
-  private generation = 0
   private running = false
-  private watcher: Watcher | undefined
-  private retryTimer: NodeJS.Timeout | undefined
-  private retryDelay: number
+  /** Changes the last range read made (logged with the sync). */
+  private lastChanges = 0
   private downSince = 0
   private lastDownWarn = 0
-  private firstAttempt: Promise<void> | undefined
-  private resolveFirst: (() => void) | undefined
 
   constructor(sink: BackendSink, opts: EtcdSourceOptions) {
     this.sink = sink
     this.prefix = opts.prefix ?? DEFAULT_PREFIX
     if (!this.prefix.endsWith('/')) throw new Error(`etcd prefix must end with "/" (got "${this.prefix}")`)
     this.log = opts.logger ?? pino({ level: 'silent' })
-    this.retryMinMs = opts.retryMinMs ?? 50
-    this.retryMaxMs = Math.max(this.retryMinMs, opts.retryMaxMs ?? 500)
-    this.retryDelay = this.retryMinMs
+    const retryMinMs = opts.retryMinMs ?? 50
+    this.retryMaxMs = Math.max(retryMinMs, opts.retryMaxMs ?? 500)
     this.client = createEtcdClient(opts)
+    this.watch = new PrefixWatch(
+      this.client,
+      this.prefix,
+      {
+        snapshot: (kvs, revision) => {
+          this.lastChanges = this.applySnapshot(kvs)
+          this.currentRevision = revision
+        },
+        put: (key, kv) => void this.applyPut(key, kv),
+        delete: (key) => void this.applyDelete(key),
+        advanced: (revision) => {
+          this.currentRevision = revision
+        },
+        synced: (info) => this.onSynced(info),
+        failed: (err, first) => this.noteDown(err, first),
+        stateChanged: (state) => this.onState?.(state),
+      },
+      { retryMinMs, retryMaxMs: this.retryMaxMs, log: this.log, what: 'backends' },
+    )
   }
 
   get state(): EtcdSourceState {
-    return this.currentState
+    return this.watch.state
   }
 
   /** etcd revision the current view reflects ('0' before the first sync). */
@@ -88,77 +100,37 @@ export class EtcdSource {
    * the source keeps retrying in the background.
    */
   start(): Promise<void> {
-    if (this.firstAttempt) return this.firstAttempt
+    if (!this.running) this.log.info({ prefix: this.prefix }, 'etcd discovery starting')
     this.running = true
-    this.firstAttempt = new Promise((resolve) => {
-      this.resolveFirst = resolve
-    })
-    this.log.info({ prefix: this.prefix }, 'etcd discovery starting')
-    void this.cycle()
-    return this.firstAttempt
+    return this.watch.start()
   }
 
   /** Stops watching and closes the client. Backends already given to the sink stay. */
   async stop(): Promise<void> {
     if (!this.running) return
     this.running = false
-    this.generation++
-    clearTimeout(this.retryTimer)
-    const w = this.watcher
-    this.watcher = undefined
-    this.resolveFirst?.()
-    if (w) await w.cancel().catch(() => undefined)
+    await this.watch.stop()
     this.client.close()
     this.log.info('etcd discovery stopped')
   }
 
-  private setState(state: EtcdSourceState): void {
-    if (state === this.currentState) return
-    this.currentState = state
-    try {
-      this.onState?.(state)
-    } catch (err) {
-      this.log.error({ err }, 'onState callback threw')
-    }
+  private onSynced(info: { revision: string; tookMs: number; wasDown: boolean }): void {
+    this.lastSyncAt = Date.now()
+    this.log.info(
+      {
+        revision: info.revision,
+        backends: this.applied.size,
+        changes: this.lastChanges,
+        tookMs: info.tookMs,
+        ...(info.wasDown ? { downMs: this.lastSyncAt - this.downSince } : {}),
+      },
+      info.wasDown ? 'etcd reachable again: resynced backends' : 'etcd backends synced',
+    )
   }
 
-  /** One range read + watch. On failure, schedules the next attempt with capped backoff. */
-  private async cycle(): Promise<void> {
-    const gen = ++this.generation
-    const started = Date.now()
-    try {
-      const res = await this.client.getAll().prefix(this.prefix).exec()
-      if (!this.running || gen !== this.generation) return
-      const changes = this.applySnapshot(res.kvs)
-      this.currentRevision = res.header.revision
-      this.startWatch(res.header.revision, gen)
-      const wasDown = this.currentState === 'down'
-      this.lastSyncAt = Date.now()
-      this.retryDelay = this.retryMinMs
-      this.setState('synced')
-      this.log.info(
-        {
-          revision: this.currentRevision,
-          backends: this.applied.size,
-          changes,
-          tookMs: this.lastSyncAt - started,
-          ...(wasDown ? { downMs: this.lastSyncAt - this.downSince } : {}),
-        },
-        wasDown ? 'etcd reachable again: resynced backends' : 'etcd backends synced',
-      )
-    } catch (err) {
-      if (!this.running || gen !== this.generation) return
-      this.noteDown(err)
-      this.scheduleRetry()
-    } finally {
-      this.resolveFirst?.()
-      this.resolveFirst = undefined
-    }
-  }
-
-  private noteDown(err: unknown): void {
+  private noteDown(err: unknown, first: boolean): void {
     const now = Date.now()
-    if (this.currentState !== 'down') {
+    if (first) {
       this.downSince = now
       this.lastDownWarn = now
       this.log.warn(
@@ -171,46 +143,6 @@ export class EtcdSource {
     } else {
       this.log.debug({ err: etcdErrorText(err) }, 'etcd attempt failed')
     }
-    this.setState('down')
-  }
-
-  private scheduleRetry(): void {
-    const delay = this.retryDelay
-    this.retryDelay = Math.min(this.retryMaxMs, this.retryDelay * 2)
-    clearTimeout(this.retryTimer)
-    this.retryTimer = setTimeout(() => void this.cycle(), delay)
-  }
-
-  private startWatch(revision: string, gen: number): void {
-    const next = (BigInt(revision) + 1n).toString()
-    const w = this.client.watch().prefix(this.prefix).startRevision(next).watcher()
-    this.watcher = w
-    w.on('data', (res: IWatchResponse) => this.onWatchData(res, gen))
-    w.on('disconnected', (err) => this.onWatchEnded(gen, 'watch disconnected', err))
-    w.on('error', (err) => this.onWatchEnded(gen, 'watch canceled', err))
-    w.on('end', () => this.onWatchEnded(gen, 'watch ended', undefined))
-  }
-
-  private onWatchData(res: IWatchResponse, gen: number): void {
-    if (gen !== this.generation) return
-    for (const ev of res.events) {
-      const key = ev.kv.key.toString()
-      if (ev.type === 'Put') this.applyPut(key, ev.kv)
-      else this.applyDelete(key)
-    }
-    this.currentRevision = res.header.revision
-  }
-
-  /** Ends the cycle (compaction, disconnect, server cancel) and starts a full resync right away. */
-  private onWatchEnded(gen: number, why: string, err: unknown): void {
-    if (!this.running || gen !== this.generation) return
-    this.generation++
-    const w = this.watcher
-    this.watcher = undefined
-    if (w) void w.cancel().catch(() => undefined)
-    this.log.info({ err: err === undefined ? undefined : etcdErrorText(err), revision: this.currentRevision }, `etcd ${why}: resyncing`)
-    this.retryDelay = this.retryMinMs
-    void this.cycle()
   }
 
   /** Applies a full range read: upsert what changed, remove what vanished. Returns the change count. */

@@ -71,7 +71,7 @@ function pickWeighted(s: SetState, from: number, to: number, exclude: ReadonlySe
  * move to their second-best choice, which is spread evenly over the others (a plain modulo hash
  * would dump the whole load on one neighbour, Kamailio #2361).
  */
-function pickHash(s: SetState, from: number, to: number, key: string, exclude: ReadonlySet<Backend> | undefined) {
+export function pickHash(s: SetState, from: number, to: number, key: string, exclude: ReadonlySet<Backend> | undefined) {
   const h = hashString(key)
   // One pass to learn the weights: all equal (the usual case) needs no logarithm; all zero means equal.
   let firstWeight = -1

@@ -1,5 +1,5 @@
 import { Backend, parseBackendUri, targetKey } from './backend.js'
-import { pick, usable, type SetState } from './algorithms.js'
+import { pick, pickHash, usable, type SetState } from './algorithms.js'
 import type { AdminState, Algorithm, BackendSink, BackendSpec, SelectContext } from './types.js'
 
 export interface DispatcherOptions {
@@ -163,6 +163,19 @@ export class Dispatcher implements BackendSink {
    * (failover). Allocation-free.
    */
   select(set: string, ctx: SelectContext, exclude?: ReadonlySet<Backend>): Backend | undefined {
+    return this.selectIn(set, ctx, exclude, undefined)
+  }
+
+  /**
+   * Affinity by key whatever the set's algorithm (a registration's address-of-record): rendezvous hashing
+   * (weighted HRW) over the usable backends of the first priority group that has one. A key moves only when
+   * its backend leaves (down, draining, removed); the keys of the others stay where they were.
+   */
+  selectByKey(set: string, key: string, exclude?: ReadonlySet<Backend>): Backend | undefined {
+    return this.selectIn(set, undefined, exclude, key)
+  }
+
+  private selectIn(set: string, ctx: SelectContext | undefined, exclude: ReadonlySet<Backend> | undefined, key: string | undefined): Backend | undefined {
     const s = this.sets_.get(set)
     if (s === undefined) return undefined
     const m = s.members
@@ -175,7 +188,7 @@ export class Dispatcher implements BackendSink {
         if (!any && usable(m[to]!, exclude)) any = true
         to++
       }
-      if (any) return pick(s, from, to, ctx, exclude)
+      if (any) return key !== undefined ? pickHash(s, from, to, key, exclude) : pick(s, from, to, ctx!, exclude)
       from = to
     }
     return undefined

@@ -164,6 +164,8 @@ export class Edge extends EventEmitter<EdgeEvents> {
           internal: sourceFilter(c.allowInternal, c.denyInternal),
         },
         ...(this.defence ? { defence: this.defence } : {}),
+        ...(c.registrar.set !== undefined ? { registrarSet: c.registrar.set } : {}),
+        ...(c.nat.keepalive ? { natKeepalive: { intervalMs: c.nat.keepaliveIntervalMs, method: c.nat.keepaliveMethod, max: c.nat.maxFlows } } : {}),
       },
       componentLogger(this.log, c, 'proxy'),
     )

@@ -1,6 +1,7 @@
 // What every step of the proxy shares: the transports and sides, the token codec, the dialog table, the
 // timer wheel, counters, hooks and log, and the stateless reply. Built once by Proxy; each step keeps a
 // reference (no per-message allocation, one property load more than a field of Proxy).
+import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import { targetKey, type Backend } from '../dispatch/backend.js'
 import type { Dispatcher } from '../dispatch/dispatcher.js'
@@ -27,6 +28,11 @@ export class ProxyCore {
   readonly defence: ProxyDefence | undefined
   /** Local tag for responses the edge itself generates (stable per process, enough to be unique per call). */
   readonly localTag = newTag()
+  /**
+   * This process among the edges sharing the secret, sealed into Path tokens of connection flows: a
+   * connection id means something only to the process that accepted the connection (ids restart at 1).
+   */
+  readonly instance = randomBytes(4).readUInt32BE(0)
 
   constructor(
     readonly transports: Transports,

@@ -41,7 +41,7 @@ export class Failover {
     }
     // The From user is parsed only when the set's algorithm hashes on it.
     const ctx = { callId: msg.callId, get fromUser(): string { return fromUserOf(msg) } }
-    backend ??= core.dispatcher.select(st.set, ctx, st.tried)
+    backend ??= st.affinity !== undefined ? core.dispatcher.selectByKey(st.set, st.affinity, st.tried) : core.dispatcher.select(st.set, ctx, st.tried)
     if (!backend) return false
     st.tries++
     ;(st.tried ??= new Set()).add(backend)

@@ -4,6 +4,7 @@ import type { SipMessage } from '../sip/index.js'
 import type { Peer, Side } from '../transport/types.js'
 import type { SourceFilter } from './guard.js'
 import type { ProxyHooks } from './hooks.js'
+import type { KeepaliveOptions } from './keepalive.js'
 import type { ProxyMedia } from './media_step.js'
 
 /** Counters the edge exposes as metrics; every method is called on the hot path, so keep them cheap. */
@@ -72,6 +73,10 @@ export interface ProxyOptions {
   defence?: ProxyDefence
   /** rtpengine anchoring of SDP (src/media); off when absent. */
   media?: ProxyMedia
+  /** Backend set REGISTERs from the public side go to (default: defaultSet); path.ts. */
+  registrarSet?: string
+  /** NAT keepalives to the flows of live registrations (nathelper-like); off when absent. */
+  natKeepalive?: KeepaliveOptions
 }
 
 /**

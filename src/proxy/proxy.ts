@@ -9,7 +9,9 @@ import { ClientTransactions } from './client_tx.js'
 import { ProxyCore } from './core.js'
 import type { DialogTable } from './dialogs.js'
 import { Failover } from './failover.js'
+import { KeepaliveTable } from './keepalive.js'
 import { MediaStep } from './media_step.js'
+import { PathStep } from './path.js'
 import { isSecureTransport, isSipsRequest } from './sips.js'
 import type { RequestContext } from './hooks.js'
 import type { ProxyOptions } from './options.js'
@@ -51,6 +53,8 @@ export class Proxy {
   private readonly failover: Failover
   /** rtpengine anchoring, between routing and relay; undefined (never entered) without media. */
   private readonly media: MediaStep | undefined
+  /** REGISTER with Path out, requests routed by Path back in (path.ts). */
+  readonly path: PathStep
 
   constructor(transports: Transports, readonly sides: Sides, dispatcher: Dispatcher, private readonly opts: ProxyOptions, log: Logger) {
     const core = (this.core = new ProxyCore(transports, sides, dispatcher, opts, log))
@@ -67,15 +71,18 @@ export class Proxy {
     this.servers.clients = this.clients
     this.clients.relay = this.relay
     this.clients.failover = this.failover
+    this.path = this.relay.path = new PathStep(core, this.servers, this.relay, this.failover, this.routing, this.topology, opts.registrarSet)
+    if (opts.natKeepalive) this.path.keepalive = new KeepaliveTable(core, opts.natKeepalive)
     if (opts.media) {
       const media = (this.media = new MediaStep(core, opts.media, this.servers, this.topology))
       media.relay = this.relay
-      this.relay.media = this.servers.media = this.clients.media = media
+      this.relay.media = this.servers.media = this.clients.media = this.path.media = media
     }
   }
 
   start(): void {
     this.wheel.start()
+    this.path.keepalive?.start()
   }
 
   /** SIGHUP: what can change on a running proxy. Transactions in progress keep the values they started with. */
@@ -88,6 +95,7 @@ export class Proxy {
 
   stop(): void {
     this.wheel.stop()
+    this.path.keepalive?.stop()
   }
 
   get transactionCount(): number {
@@ -149,6 +157,7 @@ export class Proxy {
       return this.core.replyTo(inb, 403, 'Forbidden')
     }
     if (route === 'stale') return this.core.replyTo(inb, 404, 'Not Found')
+    if (route.path !== undefined) return this.path.forward(inb, side, route, key)
 
     const inDialog = msg.toTag !== undefined
     if (inDialog) return this.forwardInDialog(inb, side, route, key)
@@ -238,6 +247,9 @@ export class Proxy {
       this.servers.sendProvisional(st, 100, 'Trying')
     }
 
+    if (method === 'REGISTER' && side === 'public' && !ctx?.target && !ctx?.backend) {
+      return this.path.register(inb, st, ctx?.set, ctx?.edit)
+    }
     if (route.contact && !ctx?.target && !ctx?.backend) {
       // The Request-URI is an alias the edge handed out (an internal 3xx Contact, a Refer-To target, a
       // backend's Contact): straight to the internal target it stands for, with its URI restored. Not

@@ -12,6 +12,7 @@ import type { ClientTransactions } from './client_tx.js'
 import type { ProxyCore } from './core.js'
 import { loopBranch, loopHash } from './loop.js'
 import type { MediaStep } from './media_step.js'
+import type { PathStep } from './path.js'
 import { isSecureTransport, isSipsRequest, sipsNotAllowed } from './sips.js'
 import type { RouteState, Routing } from './routing.js'
 import type { ServerTransactions } from './server_tx.js'
@@ -22,6 +23,8 @@ import { fillReceived } from './via_received.js'
 export class Relay {
   /** The media step, when the proxy anchors media (set by Proxy). */
   media: MediaStep | undefined
+  /** Registrations through the edge (set by Proxy): a public REGISTER's responses pass through it. */
+  path!: PathStep
   constructor(
     private readonly core: ProxyCore,
     private readonly routing: Routing,
@@ -122,6 +125,7 @@ export class Relay {
     const defence = this.core.defence
     if (defence && st.side === 'public' && st.request) defence.observe(st.request, st.source.address, msg.status)
     this.topology.response(st, ct, msg, ed)
+    if (st.method === 'REGISTER' && st.side === 'public') this.path.response(st, msg, ed)
     const hooks = this.core.hooks
     if (hooks.onResponse) {
       hooks.onResponse({ msg, request: st.request, backend: ct.backend, side: st.side, edit: ed })

@@ -19,6 +19,8 @@ import { replacesCallId } from './uri_rewrite.js'
 export const RR_PARAM = 'sk'
 /** URI parameter of a Contact alias the edge hands out: the sealed real Contact. */
 export const CONTACT_PARAM = 'ct'
+/** URI parameter of the edge's Path entry (RFC 3327): the sealed flow of the registered phone (path.ts). */
+export const PATH_PARAM = 'fl'
 
 /** What the Route / Request-URI of a request said, and what forwarding it must change. */
 export interface RouteState {
@@ -36,6 +38,8 @@ export interface RouteState {
   nextRoute?: NameAddr | undefined
   /** Call-ID to put in the forwarded request (masked going out, restored coming in). */
   callId: string | undefined
+  /** The `;fl=` flow token of our Path entry (RFC 3327) among the popped Routes: path.ts takes the request. */
+  path?: string
 }
 
 const EMPTY: NameAddr[] = []
@@ -89,11 +93,15 @@ export class Routing {
       if (state.popped.includes(r)) break
       if (!sides.isOwn(r.uri.host, r.uri.port)) break
       state.popped.push(r)
-      const sk = r.uri.params[RR_PARAM]
+      const params = r.uri.params
+      const sk = params[RR_PARAM]
       if (typeof sk === 'string' && !state.token) {
         const t = tokens.openRoute(sk)
         if (typeof t === 'string') return t
         state.token = t
+      } else {
+        const fl = params[PATH_PARAM]
+        if (typeof fl === 'string') state.path = fl
       }
     }
     state.nextRoute = routes[firstOther] && !state.popped.includes(routes[firstOther]!) ? routes[firstOther] : undefined

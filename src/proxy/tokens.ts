@@ -31,9 +31,24 @@ export interface ContactToken {
   issuedAt: number
 }
 
+/**
+ * A registered phone's flow, sealed into the edge's Path entry (RFC 3327): how a request the registrar sends
+ * back through that Path reaches the phone. For UDP the NAT address the REGISTER came from is enough (any
+ * edge with the secret can send there, after a restart too); a connection (TCP, TLS, WS, WSS) is owned by
+ * one process, so its id and that process's instance number travel too, and nothing else may stand in for it.
+ */
+export interface FlowToken {
+  peer: Peer
+  /** Connection transports: the connection the REGISTER arrived on, in the process `instance`. */
+  connId?: number
+  instance?: number
+  issuedAt: number
+}
+
 const KIND_ROUTE = 1
 const KIND_CONTACT = 2
 const KIND_ROUTE_OUT = 3
+const KIND_FLOW = 4
 /** Optional trailer of a route token: the rtpengine instance id (4 bytes). */
 const FIELD_MEDIA = 0x4d
 const MEDIA_ID_LEN = 4
@@ -53,7 +68,7 @@ const CACHE_MAX = 4096
 export class TokenCodec {
   private readonly key: Buffer
   private readonly sealed = new Map<string, string>()
-  private readonly opened = new Map<string, RouteToken | ContactToken>()
+  private readonly opened = new Map<string, RouteToken | ContactToken | FlowToken>()
   private readonly scratch = Buffer.allocUnsafe(1024)
   private readonly nonce = Buffer.allocUnsafe(NONCE_LEN)
 
@@ -98,6 +113,39 @@ export class TokenCodec {
     n = writePeer(this.scratch, n, peer)
     n += this.scratch.write(uri, n, this.scratch.length - n, 'utf8')
     return remember(this.sealed, cacheKey, this.seal(n))
+  }
+
+  /** The Path entry's `;fl=` token: `connId`/`instance` for connection transports only. */
+  sealFlow(peer: Peer, connId?: number, instance?: number): string {
+    let n = 0
+    n = this.scratch.writeUInt8(KIND_FLOW, n)
+    n = this.scratch.writeUInt32BE(nowHour(), n)
+    n = writePeer(this.scratch, n, peer)
+    if (connId !== undefined && instance !== undefined) {
+      n = this.scratch.writeUInt32BE(connId >>> 0, n)
+      n = this.scratch.writeUInt32BE(instance >>> 0, n)
+    }
+    // Not cached: a REGISTER comes once per registration interval, and each token is opened by one registrar.
+    return this.seal(n)
+  }
+
+  openFlow(token: string): FlowToken | 'forged' | 'stale' {
+    const hit = this.opened.get(token)
+    if (hit !== undefined && 'peer' in hit && !('uri' in hit)) return nowS() - hit.issuedAt > this.maxAgeS ? 'stale' : hit
+    const plain = this.open(token)
+    if (!plain || plain[0] !== KIND_FLOW) return 'forged'
+    const issuedAt = plain.readUInt32BE(1)
+    const peer = readPeer(plain, 5)
+    if (!peer) return 'forged'
+    const flow: FlowToken = { peer: peer.peer, issuedAt }
+    if (plain.length === peer.next + 8) {
+      flow.connId = plain.readUInt32BE(peer.next)
+      flow.instance = plain.readUInt32BE(peer.next + 4)
+    } else if (plain.length !== peer.next) return 'forged'
+    if ((flow.connId !== undefined) !== (peer.peer.proto !== 'udp')) return 'forged'
+    if (nowS() - issuedAt > this.maxAgeS) return 'stale'
+    remember(this.opened, token, flow)
+    return flow
   }
 
   /** Returns the token, 'forged' when it fails authentication or is malformed, 'stale' when too old. */

@@ -136,7 +136,8 @@ export class Topology {
         // External targets stay as they are; internal ones become aliases that the edge opens again when
         // the caller sends its new INVITE there, so following the redirect reaches the right container.
         if (msg.has(H.Contact) && !msg.contactStar) redirectContacts(msg, ed, st.listener, this.rewriteCtx)
-      } else if (msg.has(H.Contact) && !msg.contactStar && msg.contacts[0]) {
+      } else if (msg.has(H.Contact) && !msg.contactStar && msg.contacts[0] && st.method !== 'REGISTER') {
+        // (A REGISTER's 2xx lists the phone's own bindings, not a backend's address: the phone looks for its Contact there.)
         ed.setHeader(H.Contact, this.contactAlias(msg.contacts[0], ct.target, st.listener))
       }
       this.trimRecordRoute(msg, ed, 'public')

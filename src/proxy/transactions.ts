@@ -83,6 +83,8 @@ export class ServerTx extends OnWheel {
   hookEdit: MessageEditor | undefined
   /** Backend set to dispatch to (for failover), when the request is a new call. */
   set: string | undefined
+  /** Dispatch by this key whatever the set's algorithm (a REGISTER's address-of-record: path.ts). */
+  affinity: string | undefined
   /** Retransmission interval of a final response over UDP (timer G), and the absolute give-up time. */
   retransMs = T1
   giveUpAt = 0

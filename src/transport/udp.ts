@@ -2,6 +2,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { advertisedHostport, familyOf } from './listen-spec.js'
 import { codedError, type TransportHandlers } from './options.js'
 import { parseMessage, skipKeepAlives } from '../sip/index.js'
+import { isStun, stunBindingResponse } from './stun.js'
 import type { Inbound, Listener, ListenSpec, Peer } from './types.js'
 
 /** Node attaches the destination to dgram send errors; we read it back instead of closing over it. */
@@ -100,6 +101,12 @@ export class UdpListener implements Listener {
     this.socket.send(buf, port, address)
   }
 
+  /** A STUN keepalive (RFC 5626 §4.4.2): a Binding request is answered with the source address, the rest ignored. */
+  private onStun(buf: Buffer, rinfo: RemoteInfo): void {
+    const res = stunBindingResponse(buf, rinfo.address, rinfo.port)
+    if (res !== undefined && this.bound) this.socket.send(res, rinfo.port, rinfo.address)
+  }
+
   private readonly onSocketError = (err: SendError): void => {
     this.reportSendError(err)
   }
@@ -114,6 +121,7 @@ export class UdpListener implements Listener {
   }
 
   private readonly onDatagram = (buf: Buffer, rinfo: RemoteInfo): void => {
+    if (buf[0]! < 2 && isStun(buf)) return this.onStun(buf, rinfo)
     const start = skipKeepAlives(buf, 0, buf.length)
     if (start === buf.length) return // CRLF keep-alive
     const source: Peer = { proto: 'udp', address: rinfo.address, port: rinfo.port }

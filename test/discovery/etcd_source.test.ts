@@ -118,7 +118,7 @@ t.test('invalid values are skipped, logged once per key and revision, never appl
   t.equal(invalid().length, 6, 'each logged once')
 
   // Force a full resync (as after a reconnect): the same revisions must not be logged again.
-  const internals = source as unknown as { generation: number; onWatchEnded(g: number, why: string, e: unknown): void }
+  const internals = (source as unknown as { watch: unknown }).watch as { generation: number; onWatchEnded(g: number, why: string, e: unknown): void }
   const syncedBefore = source.lastSyncAt ?? 0
   await new Promise((r) => setTimeout(r, 5))
   internals.onWatchEnded(internals.generation, 'test resync', undefined)
@@ -155,7 +155,7 @@ t.test('a watch canceled by compaction leads to a full re-read', async (t) => {
   const oldRevision = source.revision
   // Detach the live watch without the source noticing, change data, compact past oldRevision, then make
   // the source watch from the compacted revision, as a reconnect after a long outage would.
-  const internals = source as unknown as { generation: number; watcher?: Watcher; startWatch(rev: string, gen: number): void }
+  const internals = (source as unknown as { watch: unknown }).watch as { generation: number; watcher?: Watcher; startWatch(rev: string, gen: number): void }
   const live = internals.watcher
   internals.generation++
   await live?.cancel()

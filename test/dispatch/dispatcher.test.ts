@@ -207,3 +207,31 @@ t.test('per-set algorithms', async (t) => {
   d.setAlgorithm('pbx', 'round-robin')
   t.same(count(d, 40, fixed), { b1: 20, b2: 20 })
 })
+
+t.test('selectByKey (REGISTER affinity): any algorithm, spread, and only the AORs of a backend that left move', async (t) => {
+  const d = new Dispatcher({ algorithm: 'round-robin' })
+  const bs = [1, 2, 3, 4].map((n) => d.upsert(spec(n)))
+  const aors = Array.from({ length: 2000 }, (_, i) => `user${i}@pbx.example.com`)
+  const before = new Map(aors.map((a) => [a, d.selectByKey('pbx', a)!.id]))
+  t.same(aors.map((a) => d.selectByKey('pbx', a)!.id), [...before.values()], 'the same AOR maps to the same backend every time, whatever the set algorithm')
+  const per = Object.values(Object.fromEntries(['b1', 'b2', 'b3', 'b4'].map((id) => [id, [...before.values()].filter((v) => v === id).length])))
+  t.ok(per.every((n) => n > 400 && n < 600), `spread over the four backends (${per.join('/')})`)
+  bs[1]!.health = 'down'
+  let moved = 0
+  let movedFromOthers = 0
+  let toDown = 0
+  for (const a of aors) {
+    const now = d.selectByKey('pbx', a)!.id
+    if (now === 'b2') toDown++
+    if (now !== before.get(a)) {
+      moved++
+      if (before.get(a) !== 'b2') movedFromOthers++
+    }
+  }
+  t.equal(toDown, 0, 'nothing maps to the backend that is down')
+  t.equal(movedFromOthers, 0, 'no AOR of a backend still up moved')
+  t.equal(moved, [...before.values()].filter((v) => v === 'b2').length, "exactly b2's AORs moved")
+  bs[1]!.health = 'up'
+  t.same(aors.map((a) => d.selectByKey('pbx', a)!.id), [...before.values()], 'b2 back: its AORs come back to it')
+  t.equal(d.selectByKey('pbx', 'x@y', new Set(bs)), undefined, 'none usable: undefined')
+})
