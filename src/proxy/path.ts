@@ -101,7 +101,7 @@ export class PathStep {
     const media = this.media
     if (media && msg.method === 'INVITE') {
       const hop = target
-      return media.offer(st, side, 'public', undefined, () => { this.relay.sendDownstream(st, inb, 'public', hop, route, undefined) })
+      return media.offer(st, side, 'public', undefined, () => { this.relay.sendDownstream(st, inb, 'public', hop, route, undefined) }, hop.proto)
     }
     this.relay.sendDownstream(st, inb, 'public', target, route, undefined)
   }

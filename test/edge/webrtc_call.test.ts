@@ -94,6 +94,13 @@ else {
     await page.goto(`${origin}/phone/?${q}`)
   })
 
+  t.test('the example page, served by the admin server, registers over WSS through the edge (Path added)', async (t) => {
+    const s = await until(page, 'registered', (s) => s.registered)
+    t.ok(s.registered, 'SIP.js found its own Contact in the 200')
+    t.match(peer.registration?.path[0] ?? '', new RegExp(`^<sip:${EDGE.replaceAll('.', '\\.')}:${edgePort};lr;`), "the registrar got the edge's Path entry")
+    t.match(peer.registration?.contact ?? '', /@[a-z0-9]+\.invalid;transport=ws>/, "and the browser's Contact as it wrote it")
+  })
+
   t.test('the browser calls the plain-RTP peer: ICE/DTLS connected, RTP both ways, BYE ends the rtpengine session', async (t) => {
     await page.evaluate(() => (window as unknown as { phone: { call(): Promise<void> } }).phone.call())
     let s = await until(page, 'the call is confirmed', (s) => s.state === 'in-call')
@@ -119,5 +126,26 @@ else {
     const after = peer.rtp.received
     await new Promise((r) => setTimeout(r, 500))
     t.equal(peer.rtp.received, after, 'no RTP reaches the peer after the BYE')
+  })
+  t.test('the peer calls the registered browser through its Path: it answers, ICE/DTLS connected, RTP both ways, the peer hangs up', async (t) => {
+    const before = { ...peer.rtp }
+    const call = await peer.call('600')
+    t.equal(call.ok.status, 200, 'the browser answered')
+    const answer = peer.sdps[peer.sdps.length - 1] ?? ''
+    t.match(answer, /^m=audio \d+ RTP\/AVP /m, "the browser's answer reaches the peer as RTP/AVP")
+    t.notMatch(answer, /a=(ice-ufrag|candidate|fingerprint|rtcp-mux|crypto)/, 'with no ICE, DTLS, SDES or rtcp-mux')
+    let s = await until(page, 'connectionState connected', (s) => s.state === 'in-call' && s.pc === 'connected')
+    t.match(s.remoteSdp, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, 'the browser was offered DTLS-SRTP')
+    s = await until(page, 'RTP both ways', (s) => s.sent >= 100 && s.received >= 100)
+    const rx = peer.rtp.received - before.received
+    const tx = peer.rtp.sent - before.sent
+    t.ok(rx >= 100 && tx >= 100, `the peer received ${rx} and echoed ${tx} RTP packets`)
+    t.ok(s.received >= 100, `the browser sent ${s.sent} and received ${s.received} RTP packets`)
+    t.equal((await sessionsOn(media)).length, 1, 'one rtpengine session during the call')
+    const byeOk = await call.bye()
+    t.equal(byeOk.status, 200, "the browser's 200 to the BYE reaches the peer")
+    await until(page, 'the call ended', (s) => s.state === 'ended')
+    await waitFor(async () => (await sessionsOn(media)).length === 0, { what: 'no rtpengine session left', timeoutMs: 5000 })
+    t.pass('no rtpengine session left')
   })
 }
