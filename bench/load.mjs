@@ -2,6 +2,10 @@
 // Side-by-side load harness: SIPp UAC -> proxy (sipedge, then Kamailio) -> 2 SIPp UAS.
 // Per rate: proxy CPU per call, failures, retransmissions, response times; then a bounded ramp to the
 // highest clean rate. Prints one table and writes bench/results/load-<time>.json. See bench/README.md.
+// --media: each proxy runs the same rates twice, plain and with every call's SDP anchored in one rtpengine
+// (sipedge --media-mode anchor, Kamailio's rtpengine module); the table gives CPU per call of each proxy and
+// the INVITE->200 p50 that anchoring adds.
+import { spawnSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,6 +16,7 @@ import { findSipp, scenarioPaths, startUas, runUacStep } from './lib/sipp.mjs'
 import { findKamailio } from './lib/kamailio.mjs'
 import { startProxy, ROOT } from './lib/proxy.mjs'
 import { fmt, mb, table } from './lib/stats.mjs'
+import { startRtpengine, sessionsLeft } from './lib/rtpengine.mjs'
 
 const UAS = ['127.0.1.1:5080', '127.0.1.2:5080']
 const CLEAN_FAIL_RATIO = 0.001 // < 0.1 % failed calls
@@ -27,13 +32,16 @@ const { values: opt } = parseArgs({
     'ramp-max': { type: 'string', default: '8000' },
     deadline: { type: 'string', default: '360' },
     'keep-tmp': { type: 'boolean', default: false },
+    media: { type: 'boolean', default: false },
+    // TLS and WSS against UDP (bench/secure_load.mjs, a Node driver: SIPp has no TLS), after the SIPp table.
+    'no-secure': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 })
 
 if (opt.help) {
   process.stdout.write(`usage: node bench/load.mjs [--rates 200,500,1000,2000] [--seconds 10] [--quick]
-  [--proxies sipedge,kamailio] [--workers 1] [--no-ramp] [--ramp-max 8000] [--deadline 360] [--keep-tmp]\n`)
+  [--proxies sipedge,kamailio] [--workers 1] [--no-ramp] [--ramp-max 8000] [--deadline 360] [--keep-tmp] [--media] [--no-secure]\n`)
   process.exit(0)
 }
 
@@ -98,12 +106,12 @@ async function runStep(proxy, rate, secs, label) {
   return step
 }
 
-async function benchProxy(name) {
+async function benchProxy(name, rtp) {
   const out = { steps: [], ramp: [], maxCleanRate: null, error: null }
   let proxy
   try {
     if (name === 'kamailio' && !findKamailio()) throw new Error('kamailio not installed')
-    proxy = await startProxy(name, { tmpDir, backends: UAS, workers })
+    proxy = await startProxy(name, { tmpDir, backends: UAS, workers, ...(rtp ? { rtpengine: rtp.ng } : {}) })
   } catch (e) {
     out.error = e.message
     process.stderr.write(`${name}: ${e.message}\n`)
@@ -121,7 +129,7 @@ async function benchProxy(name) {
       if (s.proxyDied) break
     }
     // ramp above the fixed rates only while every fixed step was clean; stop at the first failing step
-    if (!opt['no-ramp'] && !firstFail && out.steps.length === rates.length) {
+    if (!opt['no-ramp'] && !opt.media && !firstFail && out.steps.length === rates.length) {
       let rate = Math.max(...rates)
       while (!expired && !proxy.isDead()) {
         rate = Math.ceil((rate * 1.5) / 100) * 100
@@ -137,10 +145,17 @@ async function benchProxy(name) {
   } finally {
     await proxy.stop()
   }
+  if (rtp) {
+    // every call ended: rtpengine must hold none of them (deletes on BYE)
+    await new Promise((res) => setTimeout(res, 500))
+    out.rtpengineSessionsLeft = await sessionsLeft(rtp.ngPort)
+    process.stderr.write(`  ${name}+media: rtpengine sessions left ${out.rtpengineSessionsLeft}\n`)
+  }
   return out
 }
 
 let uas = []
+let rtp
 try {
   for (const hp of UAS) {
     const [ip, port] = hp.split(':')
@@ -150,22 +165,36 @@ try {
     if (expired) break
     if (name !== 'sipedge' && name !== 'kamailio') { process.stderr.write(`unknown proxy ${name}\n`); continue }
     result.proxies[name] = await benchProxy(name)
+    if (opt.media && !expired) {
+      // A fresh rtpengine per proxy: what it holds after the run is that proxy's leftovers only.
+      rtp = await startRtpengine({ tmpDir: join(tmpDir, name) })
+      result.media = { rtpengine: rtp.ng }
+      result.proxies[`${name}+media`] = await benchProxy(name, rtp)
+      await rtp.stop()
+      rtp = undefined
+    }
   }
 } catch (e) {
   process.stderr.write(`load.mjs: ${e.message}\n`)
   process.exitCode = 1
 } finally {
   for (const u of uas) await stopTracked(u, 1000)
+  await rtp?.stop()
   await stopAll()
 }
 
 printReport(result)
+if (opt.media) printMediaReport(result)
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
 const outFile = join(ROOT, 'bench/results', `load-${result.when.replace(/[:.]/g, '-')}.json`)
 writeFileSync(outFile, JSON.stringify({ ...result, deadlineReached: expired }, null, 2))
 process.stdout.write(`\nresult: ${outFile}\n`)
 if (!opt['keep-tmp']) rmSync(tmpDir, { recursive: true, force: true })
 else process.stdout.write(`tmp dir kept: ${tmpDir}\n`)
+if (!opt['no-secure'] && !opt.media && !expired && wanted.includes('sipedge')) {
+  const secure = spawnSync(process.execPath, [join(ROOT, 'bench/secure_load.mjs'), ...(opt.quick ? ['--seconds', '3', '--rounds', '1'] : [])], { stdio: 'inherit' })
+  if (secure.status !== 0 && !process.exitCode) process.exitCode = secure.status ?? 1
+}
 if (expired) process.exitCode = 3
 process.exit(process.exitCode ?? 0)
 
@@ -208,5 +237,31 @@ function printReport(res) {
     if (p.error) { process.stdout.write(`${p.error.startsWith(name) ? '' : name + ': '}${p.error}\n`); continue }
     const limit = p.rampLimitedBySipp ? ' (SIPp could not offer more on this host)' : ''
     process.stdout.write(`max clean rate (< 0.1% failed) ${name}: ${p.maxCleanRate ?? 'none'} calls/s${limit}\n`)
+  }
+}
+
+/** --media: per rate, CPU per call plain and anchored for each proxy, and the INVITE->200 p50 anchoring adds. */
+function printMediaReport(res) {
+  const byRate = (p) => new Map((p?.steps ?? []).map((s) => [s.rate, s]))
+  const [e, em, k, km] = ['sipedge', 'sipedge+media', 'kamailio', 'kamailio+media'].map((n) => byRate(res.proxies[n]))
+  const allRates = [...new Set([...em.keys(), ...km.keys()])].sort((a, b) => a - b)
+  const us = (s) => (s ? fmt(s.cpuUsPerCall) : '-')
+  const added = (plain, media) => (plain && media ? fmt(media.rttMs.p50 - plain.rttMs.p50, 2) : '-')
+  const failPct = (s) => (s ? `${fmt(s.failRatio * 100, 2)}%` : '-')
+  const rows = allRates.map((rate) => {
+    const [a, am, b, bm] = [e.get(rate), em.get(rate), k.get(rate), km.get(rate)]
+    const ratio = am?.cpuUsPerCall && bm?.cpuUsPerCall ? (am.cpuUsPerCall / bm.cpuUsPerCall).toFixed(2) : '-'
+    return [rate, us(a), us(am), us(b), us(bm), ratio, added(a, am), added(b, bm), failPct(am), failPct(bm)]
+  })
+  process.stdout.write(`\nmedia anchored through one rtpengine (${res.media?.rtpengine}) — proxy CPU per call, plain vs anchored; `
+    + 'added = INVITE->200 p50 anchored minus plain, ms\n\n')
+  process.stdout.write(table(
+    ['rate/s', 'e µs/call', 'e+m µs/call', 'k µs/call', 'k+m µs/call', '(e+m)/(k+m)', 'e added p50', 'k added p50', 'e+m fail', 'k+m fail'],
+    rows,
+  ) + '\n')
+  for (const n of ['sipedge+media', 'kamailio+media']) {
+    const p = res.proxies[n]
+    if (p?.error) process.stdout.write(`${n}: ${p.error}\n`)
+    else if (p) process.stdout.write(`${n}: rtpengine sessions left after the run: ${p.rtpengineSessionsLeft ?? '?'}\n`)
   }
 }

@@ -106,7 +106,7 @@ async function runTransport(proto, edgePid, round) {
     const call = calls.get(header(msg, 'call-id') ?? '')
     if (!call) return
     const c = clients[call.ci]
-    if (msg.status >= 300) { counts.failed++; calls.delete(call.callId); if (process.env.BENCH_DEBUG) process.stderr.write(buf.toString().slice(0, 400) + '\n'); return }
+    if (msg.status >= 300) { counts.failed++; counts[msg.status] = (counts[msg.status] ?? 0) + 1; calls.delete(call.callId); return }
     const method = cseqMethod(msg)
     if (method === 'INVITE' && !call.dialog) {
       call.dialog = dialogFrom200(msg)
@@ -148,6 +148,7 @@ async function runTransport(proto, edgePid, round) {
   await sleep(500)
   const lost = calls.size
   for (const c of clients) c.close()
+  if (process.env.BENCH_DEBUG) process.stderr.write(`${proto}: ${JSON.stringify(counts)} unfinished ${lost}\n`)
   return { proto, calls: done, cpuUsPerCall: done > 0 ? (cpu.cpuSeconds / done) * 1e6 : null, cpuPercent: cpu.cpuPercent, failed: counts.failed, unfinished: lost, started: counts.started }
 }
 

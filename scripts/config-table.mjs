@@ -8,8 +8,9 @@ import { sectionDefaults } from '../dist/config/keys.js'
 
 function defaultOf(spec) {
   if (spec.docDefault) return spec.docDefault
-  const [top, sub] = spec.key.split('.')
-  const v = sub === undefined ? DEFAULT_CONFIG[top] : (DEFAULT_CONFIG[top] ?? sectionDefaults(top))[sub]
+  const [top, ...rest] = spec.key.split('.')
+  let v = rest.length === 0 ? DEFAULT_CONFIG[top] : (DEFAULT_CONFIG[top] ?? sectionDefaults(top))
+  for (const p of rest) v = v?.[p]
   if (v === undefined || v === '') return ''
   if (Array.isArray(v)) return v.length ? `\`${v.join(',')}\`` : ''
   if (typeof v === 'object') return Object.keys(v).length ? `\`${JSON.stringify(v)}\`` : ''

@@ -14,7 +14,7 @@ export function findKamailio() {
 }
 
 /**
- * @param {{ root: string, tmpDir: string, ip: string, port: number, backends: string[], children?: number }} o
+ * @param {{ root: string, tmpDir: string, ip: string, port: number, backends: string[], children?: number, rtpengine?: string }} o
  */
 export async function startKamailio(o) {
   const bin = findKamailio()
@@ -35,6 +35,8 @@ export async function startKamailio(o) {
     '-Y', dir,
     '-w', dir,
     '-A', `DS_LIST="${list}"`,
+    // media mode: the rtpengine module anchors SDP in the bench's rtpengine
+    ...(o.rtpengine ? ['-A', 'WITH_RTPENGINE', '-A', `RTPENGINE_SOCK="udp:${o.rtpengine}"`] : []),
   ]
   const logFile = join(dir, 'kamailio.log')
   const entry = spawnTracked('kamailio', bin, args, { logFile })

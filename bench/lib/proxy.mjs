@@ -12,8 +12,8 @@ export const PORTS = {
   kamailio: Number(process.env.BENCH_KAMAILIO_PORT ?? 5070),
 }
 
-export function startProxy(name, { tmpDir, backends, workers = 1, hostForHeap = false }) {
-  const common = { root: ROOT, tmpDir, ip: '127.0.0.1', port: PORTS[name], backends }
+export function startProxy(name, { tmpDir, backends, workers = 1, hostForHeap = false, rtpengine }) {
+  const common = { root: ROOT, tmpDir, ip: '127.0.0.1', port: PORTS[name], backends, ...(rtpengine ? { rtpengine } : {}) }
   if (name === 'sipedge') return startSipedge({ ...common, workers, hostForHeap })
   if (name === 'kamailio') return startKamailio({ ...common, children: workers })
   throw new Error(`unknown proxy ${name} (sipedge|kamailio)`)

@@ -6,7 +6,7 @@ import { assertUdpFree, waitUdpBound } from './procstat.mjs'
 
 /**
  * @param {{ root: string, tmpDir: string, ip: string, port: number, backends: string[],
- *           workers?: number, secret?: string, hostForHeap?: boolean }} o
+ *           workers?: number, secret?: string, hostForHeap?: boolean, rtpengine?: string }} o
  */
 /** Extra node flags for the edge process, e.g. BENCH_SIPEDGE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
 function nodeArgs() {
@@ -21,6 +21,8 @@ export async function startSipedge(o) {
   const args = ['--listen', `udp:${o.ip}:${o.port}`]
   for (const b of o.backends) args.push('--backend', `sip:${b}`)
   args.push('--algorithm', 'round-robin', '--secret', o.secret ?? 'bench-secret-0123456789', '--log-level', 'warn', '--shutdown-timeout-ms', '500')
+  // media mode: every call anchored in the bench's rtpengine (NG host:port)
+  if (o.rtpengine) args.push('--media-mode', 'anchor', '--media-rtpengine', `udp:${o.rtpengine}`)
   if (o.workers && o.workers > 1) throw new Error('sipedge not runnable: no --workers mode (one process per edge); use --workers 1')
   const logFile = join(o.tmpDir, 'sipedge.log')
   const host = join(o.root, 'bench/lib/edge-host.mjs')

@@ -85,10 +85,38 @@ export function crossCheck(c: EdgeConfig, out: Problem[], warnings: string[]): v
       })
     }
   }
+  crossCheckMedia(c, [...new Set([...ids.keys()].map((id) => id.slice(0, id.indexOf('/'))))], out)
   if (c.admin && !c.adminToken) {
     const hp = parseHostPort(c.admin)
     if (hp && !(hp.host.startsWith('127.') || hp.host === '::1')) {
       warnings.push(`admin: ${c.admin} is not loopback and no adminToken is set: anyone who reaches it can drain backends`)
     }
+  }
+}
+
+/** The media keys together: an anchoring set needs an rtpengine; timings that cannot work; sets that exist. */
+export function crossCheckMedia(c: Pick<EdgeConfig, 'media' | 'etcd'>, sets: string[] | undefined, out: Problem[]): void {
+  const m = c.media
+  const anchoring = m.mode === 'anchor' || Object.values(m.sets).some((s) => s.mode === 'anchor')
+  if (anchoring && m.rtpengine.length === 0) {
+    const why = m.mode === 'anchor' ? 'media.mode is anchor' : `media.sets.${Object.entries(m.sets).find(([, s]) => s.mode === 'anchor')![0]} is anchor`
+    out.push({ path: 'media.rtpengine', problem: `must list at least one rtpengine (udp:IP:PORT) when ${why}` })
+  }
+  if (m.retransmitMs > m.timeoutMs) out.push({ path: 'media.retransmitMs', problem: `${m.retransmitMs} must not exceed media.timeoutMs (${m.timeoutMs})` })
+  if (m.ping.timeoutMs >= m.ping.intervalMs) {
+    out.push({ path: 'media.ping.timeoutMs', problem: `${m.ping.timeoutMs} must be less than media.ping.intervalMs (${m.ping.intervalMs})` })
+  }
+  const seen = new Map<string, number>()
+  m.rtpengine.forEach((s, i) => {
+    const k = s.trim().replace(/^udp:/, '').replace(/;.*$/, '')
+    const prev = seen.get(k)
+    if (prev !== undefined) out.push({ path: `media.rtpengine[${i}]`, problem: `"${s}" duplicates media.rtpengine[${prev}]` })
+    else seen.set(k, i)
+  })
+  if (c.etcd || sets === undefined) return
+  for (const s of Object.keys(m.sets)) {
+    if (sets.includes(s)) continue
+    const near = nearest(s, sets)
+    out.push({ path: `media.sets.${s}`, problem: `no backend is in set "${s}"${near ? ` (did you mean ${near}?)` : ''}; sets: ${sets.join(', ') || 'none'}` })
   }
 }

@@ -12,4 +12,4 @@ export { ALGORITHMS, CONFIG, DEFAULT_CONFIG, FLAGS, LOG_LEVELS, RESTART_KEYS, ty
 export { nearest, type FlagType } from './fields.js'
 export { parseBackendSpec, parseCidr, parseHostPort, parseListenSpec } from './syntax.js'
 export { COMMAND_FLAGS, flagsHelp, parseArgv, readYamlConfig, type ParsedArgs } from './sources.js'
-export { changedKeys, loadConfig, validateConfig, type LoadResult } from './load.js'
+export { changedKeys, loadConfig, validateConfig, validateMediaConfig, type LoadResult } from './load.js'

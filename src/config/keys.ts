@@ -10,6 +10,7 @@ import { DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX } from '../discovery/backend_valu
 import type { Side } from '../transport/types.js'
 import { bool, int, intList, list, map, oneOf, str, type Field, type FlagType } from './fields.js'
 import * as syntax from './syntax.js'
+import { MEDIA_MODES, checkIp, mediaSets, ngFlags, ngName, rtpengineSpecs } from './media_fields.js'
 import { DEFAULT_BAN_PREFIX, DEFAULT_SCANNER_AGENTS, DEFAULT_SCANNER_FROM, DEFENCE_DEFAULTS as DD } from '../defence/defaults.js'
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -167,6 +168,33 @@ export const CONFIG = {
     maxConnectionsPerSource: key(int(1, 1_000_000), 100, { flag: 'ws-max-connections-per-source', arg: 'N', help: 'WebSocket connections per source address', restart }),
     pingIntervalMs: key(int(1000, DAY_MS), 30000, { flag: 'ws-ping-interval-ms', arg: 'MS', help: 'WebSocket ping interval; no pong by the next one closes', restart }),
   }),
+  // SDP and RTP anchored through rtpengine (src/media, docs/media.md). The NG socket and the ping timing are
+  // fixed at start; the instance list, policy, flags and per-set modes apply on SIGHUP.
+  media: section({
+    mode: key(oneOf(MEDIA_MODES), 'off', { flag: 'media-mode', arg: 'MODE', help: 'media of backend sets not in media.sets: off (SDP untouched) or anchor (SDP and RTP through rtpengine)' }),
+    rtpengine: key(rtpengineSpecs, [], { flag: 'media-rtpengine', arg: 'SPEC', env: 'SIPEDGE_MEDIA_RTPENGINE', help: 'rtpengine NG control address udp:IP:PORT[;weight=N]' }),
+    onFailure: key(oneOf(['reject', 'passthrough'] as const), 'reject', { flag: 'media-on-failure', arg: 'POLICY', help: 'no rtpengine anchors the SDP: reject (the call gets media.rejectStatus) or passthrough (SDP as it is)' }),
+    rejectStatus: key(int(400, 699), 503, { flag: 'media-reject-status', arg: 'CODE', help: 'status of a call rejected for its media' }),
+    timeoutMs: key(int(10, 60_000), 1000, { flag: 'media-timeout-ms', arg: 'MS', help: 'one NG command, retransmissions included' }),
+    retransmitMs: key(int(5, 60_000), 250, { flag: 'media-retransmit-ms', arg: 'MS', help: 'first NG retransmission (then doubling, same cookie)', restart }),
+    maxOfferAttempts: key(int(1, 10), 2, { flag: 'media-max-offer-attempts', arg: 'N', help: 'rtpengine instances tried when an offer times out' }),
+    interfaces: section({
+      public: key(ngName(), 'external', { flag: 'media-interface-public', arg: 'NAME', help: 'rtpengine interface (--interface=NAME/IP) facing the public side' }),
+      internal: key(ngName(), 'internal', { flag: 'media-interface-internal', arg: 'NAME', help: 'rtpengine interface facing the backends' }),
+    }),
+    replace: key(ngFlags, ['origin', 'session-connection'], { flag: 'media-replace', arg: 'WHAT', help: 'NG replace list for every offer and answer' }),
+    iceInternal: key(ngName(true), 'remove', { flag: 'media-ice-internal', arg: 'ICE', help: "NG ICE toward the backends ('' sends none)" }),
+    flags: key(ngFlags, [], { flag: 'media-flag', arg: 'FLAG', env: 'SIPEDGE_MEDIA_FLAGS', help: 'NG flag for every call' }),
+    migrateOnDown: key(bool(), true, { flag: 'media-migrate-on-down', help: "calls of a dead rtpengine re-offer to the live one their Call-ID hashes to" }),
+    localAddress: optional(str({ check: checkIp }), { flag: 'media-local-address', arg: 'IP', help: 'bind address of the NG socket', restart }),
+    ping: section({
+      intervalMs: key(int(100, 3_600_000), 5000, { flag: 'media-ping-interval-ms', arg: 'MS', help: 'time between NG pings of each rtpengine', restart }),
+      timeoutMs: key(int(10, 60_000), 1000, { flag: 'media-ping-timeout-ms', arg: 'MS', help: 'NG ping answer deadline', restart }),
+      failThreshold: key(int(1, 100), 3, { flag: 'media-ping-fail-threshold', arg: 'N', help: 'failed pings (or timed-out commands) before an rtpengine is down', restart }),
+      okThreshold: key(int(1, 100), 2, { flag: 'media-ping-ok-threshold', arg: 'N', help: 'good pings before it is up again', restart }),
+    }),
+    sets: key(mediaSets(), {}, { flag: 'media-set', arg: 'SET=MODE', env: 'SIPEDGE_MEDIA_SETS', help: 'media mode of one backend set, SET=off|anchor (YAML: also flags and extra NG keys per set)' }),
+  }),
 } satisfies Shape
 
 // ---------------------------------------------------------------------------------------------------------
@@ -224,8 +252,15 @@ export const FLAGS: readonly FlagSpec[] = eachKey().map(({ path, key: k }) => {
   }
 })
 
-/** Top-level keys a running edge cannot change (SIGHUP names them in a warning). */
-export const RESTART_KEYS: readonly string[] = [...new Set(FLAGS.filter((f) => f.restart).map((f) => f.key.split('.')[0]!))]
+/**
+ * What a running edge cannot change (SIGHUP names them in a warning): a top-level key when all of it is
+ * restart-only (`listen`, `limits`), else the dotted keys that are (`media.localAddress`).
+ */
+export const RESTART_KEYS: readonly string[] = [...new Set(FLAGS.flatMap((f) => {
+  if (!f.restart) return []
+  const top = f.key.split('.')[0]!
+  return FLAGS.every((g) => g.key.split('.')[0] !== top || g.restart) ? [top] : [f.key]
+}))]
 
 /** Defaults of an optional section's keys, applied when the section appears (etcd.prefix, hep.id). */
 export function sectionDefaults(name: string): Record<string, unknown> {

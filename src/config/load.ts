@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { crossCheck } from './cross.js'
+import { toMediaConfig, type MediaConfig } from '../media/config.js'
+import { crossCheck, crossCheckMedia } from './cross.js'
 import { DEFAULT_CONFIG, type EdgeConfig } from './keys.js'
 import { applyLayer, checkLayer, type Layer, type Problem } from './schema.js'
 import { FLAG_BY_NAME, envLayer, parseArgv, readYamlConfig, specForPath } from './sources.js'
@@ -139,4 +140,18 @@ export function changedKeys(a: EdgeConfig, b: EdgeConfig): string[] {
     if (JSON.stringify(va) !== JSON.stringify(vb)) out.push(k)
   }
   return out
+}
+
+/**
+ * The `media` section alone, checked like the file (library users who build `createMedia` themselves): the
+ * MediaConfig, or every problem naming its key (`media.ping.okThreshold: 0 is out of range 1..100`).
+ */
+export function validateMediaConfig(raw: unknown): { config?: MediaConfig; errors: string[] } {
+  const problems: Problem[] = []
+  const layer = checkLayer({ media: raw ?? {} }, problems)
+  const merged = cloneDefaults()
+  applyLayer(merged, layer)
+  if (problems.length === 0) crossCheckMedia(merged as unknown as EdgeConfig, undefined, problems)
+  if (problems.length > 0) return { errors: problems.map((p) => format(p)) }
+  return { config: toMediaConfig((merged as unknown as EdgeConfig).media), errors: [] }
 }

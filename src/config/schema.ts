@@ -65,21 +65,20 @@ function shapeAt(path: readonly PropertyKey[]): Shape {
   return shape
 }
 
-/** Applies a checked layer over a config: sections merge key by key, lists and scalars replace, null unsets. */
-export function applyLayer(base: Layer, layer: Layer): void {
+/**
+ * Applies a checked layer over a config: sections merge key by key (nested ones too: `media.ping`), maps
+ * merge by name, lists and scalars replace, null unsets.
+ */
+export function applyLayer(base: Layer, layer: Layer, shape: Shape = CONFIG): void {
   for (const [k, v] of Object.entries(layer)) {
     if (v === undefined) continue
+    const e = shape[k]
     if (v === null) delete base[k]
-    else if (isSection(k) || isMap(k)) base[k] = { ...sectionDefaults(k), ...(base[k] as object | undefined), ...(v as object) }
+    else if (e?.type === 'section') {
+      const into: Layer = { ...(shape === CONFIG ? sectionDefaults(k) : {}), ...(base[k] as Layer | undefined) }
+      applyLayer(into, v as Layer, e.keys as Shape)
+      base[k] = into
+    } else if (e?.type === 'key' && e.field.kind === 'map') base[k] = { ...(base[k] as object | undefined), ...(v as object) }
     else base[k] = v
   }
-}
-
-function isSection(k: string): boolean {
-  return (CONFIG as Shape)[k]?.type === 'section'
-}
-
-function isMap(k: string): boolean {
-  const e = (CONFIG as Shape)[k]
-  return e?.type === 'key' && e.field.kind === 'map'
 }

@@ -11,6 +11,8 @@ export function adminTarget(edge: Edge): AdminTarget {
     ready: () => {
       if (edge.draining) return { ready: false, reason: 'draining' }
       if (!edge.dispatcher.backends().some((b) => b.eligible)) return { ready: false, reason: 'no eligible backend' }
+      const media = edge.mediaUnready()
+      if (media !== undefined) return { ready: false, reason: media }
       return { ready: true }
     },
     backends: () =>
@@ -33,7 +35,7 @@ export function adminTarget(edge: Edge): AdminTarget {
           callId: d.callId,
           direction: d.direction,
           backend: d.backend?.id,
-          ...(d.media !== undefined ? { media: d.media } : {}),
+          ...(d.media !== undefined ? { media: d.media, rtpengine: edge.rtpengineAddress(d.media) } : {}),
           createdAt: new Date(d.createdAt).toISOString(),
         })),
       }

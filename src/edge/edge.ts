@@ -9,6 +9,7 @@ import { Sides, cidrList, peerFromUri } from '../proxy/addressing.js'
 import type { ProxyHooks } from '../proxy/hooks.js'
 import type { ProxyMedia } from '../proxy/media_step.js'
 import { registerMediaMetrics } from '../media/metrics.js'
+import { anchors, createMedia, mediaForSet, toMediaConfig, type Media, type MediaConfig } from '../media/index.js'
 import { SourceFilter } from '../proxy/guard.js'
 import { Proxy } from '../proxy/proxy.js'
 import { parseUri } from '../sip/index.js'
@@ -37,8 +38,11 @@ type PartialSection<T> = T extends readonly unknown[] ? T : T extends object ? {
 export type EdgeOptions = { [K in keyof EdgeConfig]?: PartialSection<EdgeConfig[K]> | undefined } & {
   /** Hooks for custom SBC logic (see ProxyHooks); none by default, so the default path pays nothing. */
   hooks?: ProxyHooks
-  /** rtpengine anchoring (`createMedia(...).anchor`, started by the caller); SDP untouched when absent. */
-  media?: ProxyMedia
+  /**
+   * rtpengine anchoring the caller built and starts (`createMedia(...)`); it replaces the edge's own, which
+   * the `media` config section makes (SDP untouched when neither anchors).
+   */
+  mediaAnchor?: ProxyMedia
   /** A pino logger; default: JSON lines on stdout at `logLevel`. */
   logger?: Logger
   /** A complete, already validated config (the CLI passes the one it loaded); other keys are then ignored. */
@@ -75,7 +79,11 @@ export class Edge extends EventEmitter<EdgeEvents> {
   defence: Defence | undefined
   private sharedBans: SharedBans | undefined
   private readonly hooks: ProxyHooks | undefined
+  /** What the proxy anchors with: the caller's (library) or the one the edge owns. */
   private readonly media: ProxyMedia | undefined
+  /** The media room the edge created from `media.*` (some set anchors); started and stopped with the edge. */
+  private readonly ownMedia: Media | undefined
+  private mediaConfig: MediaConfig | undefined
   private started = false
   private readonly callsPerBackend = new Map<Backend, number>()
   private stopping: Promise<ShutdownResult> | undefined
@@ -85,6 +93,21 @@ export class Edge extends EventEmitter<EdgeEvents> {
     this.config = config
     this.log = log
     this.hooks = hooks
+    if (media === undefined && anchors(config.media)) {
+      const mlog = componentLogger(log, config, 'media')
+      const mc = (this.mediaConfig = toMediaConfig(config.media))
+      const own = (this.ownMedia = createMedia(mc, {
+        onHealth: (inst, before) => {
+          const level = inst.health === 'down' ? 'warn' : 'info'
+          mlog[level]({ rtpengine: inst.id, address: inst.toString(), health: inst.health, before }, 'rtpengine changed')
+        },
+      }))
+      media = {
+        get anchor() { return own.anchor },
+        forSet: (set) => (set === undefined ? { mode: 'anchor', extra: undefined } : mediaForSet(this.mediaConfig!, set)),
+        stats: own.stats,
+      }
+    }
     this.media = media
     this.dispatcher = new Dispatcher({ algorithm: config.algorithm, setAlgorithms: config.setAlgorithms })
     const specs: ListenSpec[] = [
@@ -133,6 +156,10 @@ export class Edge extends EventEmitter<EdgeEvents> {
       this.dispatcher.upsert(spec)
     }
     await this.transports.start()
+    if (this.ownMedia) {
+      await this.ownMedia.start()
+      this.log.info({ rtpengine: this.ownMedia.pool.instances.map((i) => `${i.id}=${i.toString()}`) }, 'media anchoring through rtpengine')
+    }
     if (c.defence.enabled) {
       const d = c.defence
       this.defence = new Defence({ ...d, maxTracked: d.maxBans, log: componentLogger(this.log, c, 'defence') })
@@ -306,7 +333,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
     // whole reload and the running certificates stay.
     await this.transports.reloadTls(next.tls)
     const changed = changedKeys(this.config, next)
-    const needRestart = changed.filter((k) => RESTART_ONLY.has(k.split('.')[0]!))
+    const needRestart = RESTART_KEYS.filter((k) => (k.includes('.') ? changed.includes(k.split('.')[0]!) && !sameAt(this.config, next, k) : changed.includes(k)))
     applyLogLevels(this.log, next)
     this.dispatcher.configureAlgorithms(next.algorithm, next.setAlgorithms)
     if (this.proxy) {
@@ -337,8 +364,35 @@ export class Edge extends EventEmitter<EdgeEvents> {
       this.dispatcher.upsert(spec)
     }
     for (const b of this.dispatcher.backends()) if (b.source === 'static' && !keep.has(b.id)) this.dispatcher.remove(b.id)
-    Object.assign(this.config, { ...next, ...pick(this.config, needRestart) })
+    if (changed.includes('media')) this.reloadMedia(next, needRestart)
+    Object.assign(this.config, keepRunning(this.config, next, needRestart))
     return needRestart
+  }
+
+  /**
+   * SIGHUP on `media`: the instance list, policy, flags and per-set modes apply to new commands. An edge that
+   * started without anchoring has no media room: turning it on needs a restart.
+   */
+  private reloadMedia(next: EdgeConfig, needRestart: string[]): void {
+    if (!this.ownMedia) {
+      if (anchors(next.media) && !this.media) needRestart.push('media.mode', 'media.sets')
+      return
+    }
+    const kept = keepRunning(this.config, next, needRestart)
+    this.mediaConfig = toMediaConfig(kept.media)
+    this.ownMedia.reconfigure(this.mediaConfig)
+  }
+
+  /** /readyz: a set anchors with policy reject and no rtpengine can take a call: every new call would get 503. */
+  mediaUnready(): string | undefined {
+    const m = this.ownMedia
+    if (!m || this.mediaConfig?.onFailure !== 'reject' || !anchors(this.mediaConfig)) return undefined
+    return m.pool.instances.some((i) => i.health !== 'down') ? undefined : 'no rtpengine up'
+  }
+
+  /** The address of the rtpengine a call's token names (`/dialogs`). */
+  rtpengineAddress(id: string): string | undefined {
+    return this.ownMedia?.pool.get(id)?.toString() ?? this.media?.anchor.pool.get(id)?.toString()
   }
 
   private async close(): Promise<void> {
@@ -349,6 +403,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
     this.proxy?.stop()
     this.proxy?.clear()
     this.hep?.close()
+    await this.ownMedia?.stop()
     await this.transports.stop()
     this.started = false
   }
@@ -388,15 +443,28 @@ function sourceFilter(allow: string[], deny: string[]): SourceFilter {
   return new SourceFilter(allow.length ? cidrList(allow) : undefined, deny.length ? cidrList(deny) : undefined)
 }
 
-const RESTART_ONLY = new Set(RESTART_KEYS)
+function valueAt(obj: EdgeConfig, path: string): unknown {
+  let o: unknown = obj
+  for (const p of path.split('.')) o = (o as Record<string, unknown> | undefined)?.[p]
+  return o
+}
 
-function pick(obj: EdgeConfig, keys: string[]): Partial<EdgeConfig> {
-  const out: Record<string, unknown> = {}
+function sameAt(a: EdgeConfig, b: EdgeConfig, path: string): boolean {
+  return JSON.stringify(valueAt(a, path)) === JSON.stringify(valueAt(b, path))
+}
+
+/** `next` with the running values of the keys (top-level or dotted) that need a restart. */
+function keepRunning(running: EdgeConfig, next: EdgeConfig, keys: string[]): EdgeConfig {
+  const out = structuredClone(next) as unknown as Record<string, unknown>
   for (const k of keys) {
-    const top = k.split('.')[0]!
-    out[top] = (obj as unknown as Record<string, unknown>)[top]
+    const parts = k.split('.')
+    let o = out
+    for (const p of parts.slice(0, -1)) o = o[p] as Record<string, unknown>
+    const v = valueAt(running, k)
+    if (v === undefined) delete o[parts[parts.length - 1]!]
+    else o[parts[parts.length - 1]!] = structuredClone(v)
   }
-  return out as Partial<EdgeConfig>
+  return out as unknown as EdgeConfig
 }
 
 /**
@@ -404,7 +472,7 @@ function pick(obj: EdgeConfig, keys: string[]): Partial<EdgeConfig> {
  * problem). Call `start()` to bind and run.
  */
 export async function createEdge(options: EdgeOptions = {}): Promise<Edge> {
-  const { hooks, logger, config: given, media, ...rawGiven } = options
+  const { hooks, logger, config: given, mediaAnchor: media, ...rawGiven } = options
   const raw = Object.fromEntries(Object.entries(rawGiven).filter(([, v]) => v !== undefined)) as Partial<EdgeConfig>
   const { config, errors, warnings } = given ? { config: given, errors: [], warnings: [] } : validateConfig(raw, 'options')
   if (!config) throw new Error(`invalid sipedge options:\n  ${errors.join('\n  ')}`)

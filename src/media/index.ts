@@ -17,12 +17,18 @@ export * from './metrics.js'
 export interface Media {
   client: NgClient
   pool: RtpenginePool
+  /** Replaced by `reconfigure` (calls in flight finish with the one they started with). */
   anchor: MediaAnchor
   /** Counters and NG latency histogram, fed by the client and the anchor (for registerMediaMetrics). */
   stats: MediaStats
   /** Binds the NG socket and starts the pings. */
   start(): Promise<void>
   stop(): Promise<void>
+  /**
+   * SIGHUP: the new instance list (health kept for addresses that stay) and a new anchor for the policy,
+   * interfaces and flags. The NG socket, retransmission and ping timing stay as they started.
+   */
+  reconfigure(c: MediaConfig): void
 }
 
 export interface MediaHooks {
@@ -41,17 +47,23 @@ export function createMedia(c: MediaConfig, hooks: MediaHooks = {}): Media {
     onCommand: onCommand === undefined ? stats.onCommand : (cmd, tg, ms, o, r) => { stats.onCommand(cmd, tg, ms, o, r); onCommand(cmd, tg, ms, o, r) },
   })
   const pool = new RtpenginePool(client, c.rtpengine, { ...c.ping, ...(hooks.onHealth !== undefined ? { onChange: hooks.onHealth } : {}) })
-  const anchor = new MediaAnchor({
+  const event = onEvent === undefined ? stats.onEvent : (ev: MediaEvent) => { stats.onEvent(ev); onEvent(ev) }
+  const anchorFor = (m: MediaConfig): MediaAnchor => new MediaAnchor({
     client, pool,
-    interfaces: c.interfaces, onFailure: c.onFailure, rejectStatus: c.rejectStatus, replace: c.replace,
-    iceInternal: c.iceInternal,
-    extra: c.flags.length > 0 ? { flags: c.flags } : undefined,
-    maxOfferAttempts: c.maxOfferAttempts, timeoutMs: c.timeoutMs, migrateOnDown: c.migrateOnDown,
-    onEvent: onEvent === undefined ? stats.onEvent : (ev) => { stats.onEvent(ev); onEvent(ev) },
+    interfaces: m.interfaces, onFailure: m.onFailure, rejectStatus: m.rejectStatus, replace: m.replace,
+    iceInternal: m.iceInternal,
+    extra: m.flags.length > 0 ? { flags: m.flags } : undefined,
+    maxOfferAttempts: m.maxOfferAttempts, timeoutMs: m.timeoutMs, migrateOnDown: m.migrateOnDown,
+    onEvent: event,
   })
-  return {
-    client, pool, anchor, stats,
+  const media: Media = {
+    client, pool, anchor: anchorFor(c), stats,
     start: async () => { await client.start(); pool.start() },
     stop: async () => { pool.stop(); await client.close() },
+    reconfigure: (m) => {
+      pool.update(m.rtpengine)
+      media.anchor = anchorFor(m)
+    },
   }
+  return media
 }

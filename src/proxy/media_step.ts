@@ -139,14 +139,14 @@ export class MediaStep {
         return
       }
       if (r.action === 'reject') {
-        this.core.log.warn({ callId: msg.callId, reason: r.reason }, 'media: offer failed, request rejected')
+        this.core.log.warn({ callId: msg.callId, reason: r.reason, rtpengine: r.instance }, 'media: offer failed, request rejected')
         return this.servers.finalLocal(st, r.status, 'Service Unavailable', [['Retry-After', '5']])
       }
       if (r.action === 'anchored') {
         const body = spliceBody(msg.body, loc, r)
         this.callMedia.set(st, { instance: r.instance, callId, offered: true, body, contentLength: Buffer.byteLength(body), initial, extra: conf.extra, chain: undefined })
       } else {
-        this.core.log.warn({ callId: msg.callId, reason: r.reason }, 'media: offer failed, SDP passed through')
+        this.core.log.warn({ callId: msg.callId, reason: r.reason, rtpengine: r.instance }, 'media: offer failed, SDP passed through')
       }
       go()
     }, (err: unknown) => {
@@ -241,7 +241,7 @@ export class MediaStep {
             : { action: 'passthrough', reason: 'provisional SDP without an offer', instance: cm.instance }
         if (r.action === 'anchored') body = spliceBody(msg.body, loc, r)
         else if (r.action === 'reject') {
-          this.core.log.warn({ callId: msg.callId, status, reason: r.reason }, 'media: answer failed, response not relayed')
+          this.core.log.warn({ callId: msg.callId, status, reason: r.reason, rtpengine: r.instance }, 'media: answer failed, response not relayed')
           // A provisional is dropped. A 2xx becomes our failure upstream, and the edge ends the answered
           // dialog itself (ACK, then BYE); 2xx retransmissions only get the ACK again.
           if (status >= 200) {

@@ -32,14 +32,19 @@ t.test('examples/sipedge.yaml is valid and mentions every top-level key', async 
   }
 })
 
-t.test('docker-compose.yml: edge on both networks, Asterisks internal only, registrant sidecars', async (t) => {
+t.test('docker-compose.yml: edge and rtpengine on both networks, Asterisks internal only, registrant sidecars', async (t) => {
   const [c] = docs('examples/docker-compose/docker-compose.yml')
   const s = c!.services
-  t.same(Object.keys(s).sort(), ['asterisk1', 'asterisk1-registrant', 'asterisk2', 'asterisk2-registrant', 'etcd', 'sipedge'])
+  t.same(Object.keys(s).sort(), ['asterisk1', 'asterisk1-registrant', 'asterisk2', 'asterisk2-registrant', 'etcd', 'rtpengine', 'sipedge'])
+  t.same(Object.keys(s.rtpengine.networks).sort(), ['internal', 'public'], 'rtpengine on both networks')
+  const rtpIf = (name: string) => (s.rtpengine.command as string[]).find((a) => a.startsWith(`--interface=${name}/`))!.split('/')[1]!.split('!')[0]
+  t.equal(rtpIf('internal'), s.rtpengine.networks.internal.ipv4_address, 'rtpengine interface internal on the internal net')
+  t.equal(rtpIf('external'), s.rtpengine.networks.public.ipv4_address, 'rtpengine interface external on the public net')
   t.equal(c!.networks.internal.internal, true, 'the internal network has no way out')
   t.same(Object.keys(s.sipedge.networks).sort(), ['internal', 'public'], 'edge on both networks')
   for (const a of ['asterisk1', 'asterisk2']) {
     t.same(Object.keys(s[a].networks), ['internal'], `${a} only on the internal network`)
+    t.equal(s[a].ports, undefined, `${a} publishes no port: its RTP stays internal`)
     const reg = s[`${a}-registrant`]
     t.equal(reg.network_mode, `service:${a}`, `${a}'s registrant shares its network namespace`)
     t.equal(reg.command[0], 'register')
@@ -57,11 +62,15 @@ t.test('docker-compose.yml: edge on both networks, Asterisks internal only, regi
   t.same(cfg.errors, [], 'edge environment validates')
   t.equal(cfg.config.internalListen[0], 'udp:10.88.0.10:5060')
   t.equal(cfg.config.etcd?.endpoints[0], 'http://10.88.0.5:2379')
+  t.equal(cfg.config.media.mode, 'anchor', 'media anchored')
+  t.same(cfg.config.media.rtpengine, [`udp:${s.rtpengine.networks.internal.ipv4_address}:22222`], 'through the compose rtpengine')
+  t.ok((s.rtpengine.command as string[]).includes(`--listen-ng=${s.rtpengine.networks.internal.ipv4_address}:22222`), 'rtpengine listens for NG there')
   t.ok(parseInt(s.sipedge.stop_grace_period, 10) * 1000 > cfg.config.shutdownTimeoutMs, 'edge grace above its drain deadline')
   const pjsip = read('examples/docker-compose/asterisk/pjsip.conf')
   t.match(pjsip, /^match=10\.88\.0\.10$/m, 'Asterisk identifies the edge by its internal address')
   t.match(pjsip, /^contact=sip:10\.88\.0\.10:5060$/m)
   t.notMatch(pjsip, /^external_signaling_address/m, 'no external signaling address behind the edge')
+  t.notMatch(pjsip, /^external_media_address/m, 'no external media address: rtpengine rewrites SDP')
 })
 
 t.test('kubernetes manifests: probes, drain, secret, two Services, register sidecar', async (t) => {

@@ -2,7 +2,8 @@
 // byte the edge sends to the phone can be checked for internal addresses, bodies included.
 import t, { type Test } from 'tap'
 import { createSocket } from 'node:dgram'
-import { createMedia, validateMediaConfig } from '../../src/media/index.js'
+import { createMedia } from '../../src/media/index.js'
+import { validateMediaConfig } from '../../src/config/index.js'
 import type { SipMessage } from '../../src/sip/index.js'
 import { startEdge } from '../helpers/edge.js'
 import { callerSdp, sdpAddresses } from '../helpers/media.js'
@@ -18,14 +19,14 @@ let eng: RtpengineHandle
 t.before(async () => { eng = await startRtpengine({ t, n: 5 }) })
 
 async function setup(t: Test, o: { rtpengine?: string; timeoutMs?: number } = {}) {
-  const cfg = validateMediaConfig({ mode: 'anchor', rtpengine: [o.rtpengine ?? eng.spec], timeoutMs: o.timeoutMs ?? 1000, retransmitMs: 50, ping: { intervalMs: 500 } })
+  const cfg = validateMediaConfig({ mode: 'anchor', rtpengine: [o.rtpengine ?? eng.spec], timeoutMs: o.timeoutMs ?? 1000, retransmitMs: 50, ping: { intervalMs: 500, timeoutMs: 300 } })
   t.same(cfg.errors, [])
   const media = createMedia(cfg.config!)
   await media.start()
   t.teardown(() => media.stop())
   const backend = await rawUdp(t, BACKEND)
   const phone = await rawUdp(t, PHONE)
-  const edge = await startEdge(t, EDGE, { backends: [`sip:${BACKEND}:${backend.port}`], media })
+  const edge = await startEdge(t, EDGE, { backends: [`sip:${BACKEND}:${backend.port}`], mediaAnchor: media })
   return { media, backend, phone, edge }
 }
 
@@ -197,7 +198,7 @@ async function firstOf(eps: RawUdp[], pred: (m: SipMessage) => boolean): Promise
 }
 
 t.test('failover: one offer serves both branches; retransmitted INVITE is absorbed; RTP flows through rtpengine', async (t) => {
-  const cfg = validateMediaConfig({ mode: 'anchor', rtpengine: [eng.spec], ping: { intervalMs: 500 } })
+  const cfg = validateMediaConfig({ mode: 'anchor', rtpengine: [eng.spec], ping: { intervalMs: 500, timeoutMs: 300 } })
   const media = createMedia(cfg.config!)
   await media.start()
   t.teardown(() => media.stop())
@@ -206,7 +207,7 @@ t.test('failover: one offer serves both branches; retransmitted INVITE is absorb
   const phone = await rawUdp(t, PHONE)
   const edge = await startEdge(t, '127.0.5.2', {
     backends: [`sip:127.0.1.8:${b1.port}`, `sip:127.0.1.9:${b2.port}`], failover: { maxTries: 2, inviteTimeoutMs: 2000, codes: [503] },
-    media: { anchor: media.anchor },
+    mediaAnchor: { anchor: media.anchor },
   })
   const callId = 'pm-failover'
   const text = invite(phone, edge.port, callId, callerSdp(PHONE, 0)).replaceAll(`${EDGE}:`, `127.0.5.2:`)
@@ -258,7 +259,7 @@ t.test('failover: one offer serves both branches; retransmitted INVITE is absorb
 t.test('outbound call from a backend to the trunk; after an edge restart the BYE still deletes on the right instance', async (t) => {
   const eng2 = await startRtpengine({ t, n: 6 })
   const mk = async () => {
-    const m = createMedia(validateMediaConfig({ mode: 'anchor', rtpengine: [`${eng.spec};weight=0`, eng2.spec], ping: { intervalMs: 500 } }).config!)
+    const m = createMedia(validateMediaConfig({ mode: 'anchor', rtpengine: [`${eng.spec};weight=0`, eng2.spec], ping: { intervalMs: 500, timeoutMs: 300 } }).config!)
     await m.start()
     t.teardown(() => m.stop())
     return m
@@ -267,7 +268,7 @@ t.test('outbound call from a backend to the trunk; after an edge restart the BYE
   const backend = await rawUdp(t, BACKEND)
   const carrier = await rawUdp(t, '127.0.4.9')
   const opts = { backends: [`sip:${BACKEND}:${backend.port}`], trunk: `sip:127.0.4.9:${carrier.port}` }
-  const edge = await startEdge(t, '127.0.5.3', { ...opts, media: { anchor: media.anchor } })
+  const edge = await startEdge(t, '127.0.5.3', { ...opts, mediaAnchor: { anchor: media.anchor } })
   const callId = 'pm-outbound'
   const sdp = callerSdp(BACKEND, 41000)
   backend.send([`INVITE sip:+15550100@127.0.5.3:${edge.port} SIP/2.0`, `Via: SIP/2.0/UDP ${BACKEND}:${backend.port};branch=z9hG4bKout1;rport`,
@@ -283,7 +284,7 @@ t.test('outbound call from a backend to the trunk; after an edge restart the BYE
   // Restart: a new edge process on the same address, with a fresh media client and pool.
   await edge.edge.stop()
   const media2 = await mk()
-  const edge2 = await startEdge(t, '127.0.5.3', { ...opts, media: { anchor: media2.anchor } }, edge.port)
+  const edge2 = await startEdge(t, '127.0.5.3', { ...opts, mediaAnchor: { anchor: media2.anchor } }, edge.port)
   const rr = lines(ok, /^record-route\s*:/i).map((l) => l.replace(/^record-route\s*:\s*/i, ''))
   const bye = [`BYE sip:+15550100@127.0.4.9:${carrier.port} SIP/2.0`, `Via: SIP/2.0/UDP ${BACKEND}:${backend.port};branch=z9hG4bKout2;rport`,
     'Max-Forwards: 70', `From: <sip:100@${BACKEND}>;tag=ast1`, `To: <sip:+15550100@127.0.5.3>;tag=car1`, `Call-ID: ${callId}`, 'CSeq: 2 BYE',
@@ -300,7 +301,7 @@ t.test('rtpengine instances killed: new calls move to the live one; with none le
   const b = await startRtpengine({ t, n: 8 })
   const media = createMedia(validateMediaConfig({
     mode: 'anchor', rtpengine: [`${a.spec};weight=100`, b.spec], timeoutMs: 200, retransmitMs: 50,
-    ping: { intervalMs: 100, timeoutMs: 100, failThreshold: 2, okThreshold: 1 },
+    ping: { intervalMs: 100, timeoutMs: 90, failThreshold: 2, okThreshold: 1 },
   }).config!)
   await media.start()
   t.teardown(() => media.stop())
@@ -308,7 +309,7 @@ t.test('rtpengine instances killed: new calls move to the live one; with none le
   await waitFor(() => ia!.health === 'up' && ib!.health === 'up', { what: 'both up', timeoutMs: 3000 })
   const backend = await rawUdp(t, BACKEND)
   const phone = await rawUdp(t, PHONE)
-  const edge = await startEdge(t, '127.0.5.4', { backends: [`sip:${BACKEND}:${backend.port}`], media: { anchor: media.anchor } })
+  const edge = await startEdge(t, '127.0.5.4', { backends: [`sip:${BACKEND}:${backend.port}`], mediaAnchor: { anchor: media.anchor } })
   const call = async (callId: string) => {
     phone.send(invite(phone, edge.port, callId, callerSdp(PHONE, 40000)).replaceAll(`${EDGE}:`, '127.0.5.4:'), '127.0.5.4', edge.port)
     return Promise.race([

@@ -3,6 +3,11 @@
 // fingerprint and rtcp-mux; Asterisk's plain endpoint must get RTP/AVP without ICE or crypto, and its plain
 // answer must reach the browser as WebRTC again.
 import t, { type Test } from 'tap'
+import { WebSocket } from 'ws'
+import { createEdge } from '../../src/edge/edge.js'
+import { parseMessage, type SipMessage } from '../../src/sip/index.js'
+import { freeTcpPort, freeUdpPort, waitFor } from '../helpers/net.js'
+import { rawUdp } from '../helpers/udp.js'
 import { MediaAnchor, type WebrtcEnds } from '../../src/media/anchor.js'
 import { NgClient } from '../../src/media/ng_client.js'
 import { RtpenginePool } from '../../src/media/rtpengine_pool.js'
@@ -97,4 +102,48 @@ t.test('a call without browsers keeps its profile: plain RTP/AVP both ways, only
   t.match(off.sdp.toString(), /a=crypto:/, 'SDES kept when no browser is in the call')
   await anchor.delete(call, off.instance)
   t.same(await client.list({ host: e1.host, port: e1.ngPort }, 100), [], 'no session left')
+})
+
+t.test('through the edge: a WebSocket client\'s call is WebRTC on its side and plain RTP toward the UDP backend', async (t) => {
+  const EDGE = '127.0.6.21'
+  const BACKEND_UDP = '127.0.1.61'
+  const [port, wsPort] = [await freeUdpPort(EDGE), await freeTcpPort(EDGE)]
+  const backend = await rawUdp(t, BACKEND_UDP)
+  // The edge owns its media from config: the library takes the same `media` section as the file.
+  const edge = await createEdge({
+    listen: [`udp:${EDGE}:${port}`, `ws:${EDGE}:${wsPort}`], backends: [`sip:${BACKEND_UDP}:${backend.port}`],
+    probe: { enabled: false }, logLevel: 'silent', media: { mode: 'anchor', rtpengine: [e1.spec] },
+  })
+  await edge.start()
+  t.teardown(() => edge.stop())
+  const ws = new WebSocket(`ws://${EDGE}:${wsPort}/`, ['sip'])
+  t.teardown(() => ws.terminate())
+  const got: SipMessage[] = []
+  ws.on('message', (d: Buffer) => got.push(parseMessage(Buffer.from(d))))
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  const callId = 'ws-webrtc-call'
+  const sdp = browserSdp(BROWSER, 50000).toString('latin1')
+  ws.send([`INVITE sip:bob@${EDGE}:${port} SIP/2.0`, `Via: SIP/2.0/WS k3j4.invalid;branch=z9hG4bK-${callId}`, 'Max-Forwards: 70',
+    'From: <sip:agent@example.com>;tag=br1', `To: <sip:bob@${EDGE}>`, `Call-ID: ${callId}`, 'CSeq: 1 INVITE',
+    'Contact: <sip:agent@k3j4.invalid;transport=ws>', 'Content-Type: application/sdp', `Content-Length: ${sdp.length}`, '', sdp].join('\r\n'))
+  const inv = await backend.next((m) => m.isRequest && m.method === 'INVITE', 5000)
+  plainToward(t, inv.body.toString('latin1'), 'INVITE toward the UDP backend')
+  t.same(sdpAddresses(inv.body).all, [e1.internal], 'toward the backend: only the internal interface')
+  // The backend answers with plain RTP.
+  const head = inv.buf.toString('latin1', inv.start, inv.bodyStart).split('\r\n').filter((l) => /^(via|from|call-id|cseq|record-route)\s*:/i.test(l))
+  const answer = callerSdp(BACKEND_UDP, 41000).toString('latin1')
+  backend.send([`SIP/2.0 200 OK`, ...head, `To: <sip:bob@${EDGE}>;tag=ast1`, `Contact: <sip:bob@${BACKEND_UDP}:${backend.port}>`,
+    'Content-Type: application/sdp', `Content-Length: ${answer.length}`, '', answer].join('\r\n'), EDGE, port)
+  const ok = await waitFor(() => got.find((m) => !m.isRequest && m.status === 200), { what: '200 over the WebSocket', timeoutMs: 5000 })
+  webrtcToward(t, ok.body.toString('latin1'), '200 toward the WebSocket client')
+  t.same(sdpAddresses(ok.body).all, [e1.external], 'toward the browser: only the external interface')
+  const dialog = edge.proxy.dialogs.page(0, 10).items[0]
+  t.ok(dialog?.media, 'the dialog names its rtpengine')
+  await anchorDelete(callId)
+  async function anchorDelete(id: string) {
+    const client = new NgClient({ retransmitMs: 50, timeoutMs: 500 })
+    t.teardown(() => client.close())
+    t.same(await client.list({ host: e1.host, port: e1.ngPort }, 100), [id], 'one session in rtpengine for the call')
+    await client.request({ host: e1.host, port: e1.ngPort }, 'delete', { 'call-id': id })
+  }
 })

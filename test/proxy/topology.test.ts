@@ -1,12 +1,14 @@
 // Topology hiding and the two-way edge (issue 4): the public side sees one address, calls flow in both
 // directions, and the edge is no open relay. The edge has a public side (127.0.7.1) and an internal side
 // (127.0.7.9); backends live on 127.0.7.11-13, the caller and a carrier on the public side.
-import t from 'tap'
+import t, { type Test } from 'tap'
+import { NgClient } from '../../src/media/ng_client.js'
+import { startRtpengine } from '../helpers/rtpengine.js'
 import type { Edge } from '../../src/edge/edge.js'
 import { parseMessage } from '../../src/sip/index.js'
 import { startEdge } from '../helpers/edge.js'
 import { answer, inDialog } from '../helpers/flow.js'
-import { freePort } from '../helpers/net.js'
+import { freePort, waitFor } from '../helpers/net.js'
 import type { Teardownable } from '../helpers/proc.js'
 import { describe, runUac, sippAvailable, startUas, type SippUas } from '../helpers/sipp.js'
 import { rawUdp } from '../helpers/udp.js'
@@ -28,7 +30,7 @@ function capturePublic(edge: Edge): Buffer[] {
   return sent
 }
 
-/** Header lines (not bodies: SDP carries media addresses until an RTP relay rewrites them) naming an internal address. */
+/** Header lines naming an internal address (not bodies: without media anchoring SDP carries the backends' media addresses). */
 function leaks(messages: Buffer[]): string[] {
   const found: string[] = []
   for (const buf of messages) {
@@ -71,46 +73,85 @@ const INBOUND = [
   { name: 'busy', uac: 'uac_486', uas: 'uas_486' },
 ] as const
 
-t.test('no internal address leaves on the public side, whatever the call flow', async (t) => {
+/**
+ * Every call flow through a two-sided edge (inbound flows, failover, a backend calling out to a carrier), with
+ * `extra` edge options; `check` gets what the edge sent on its public side in each flow. Returns all of it.
+ */
+async function everyFlow(t: Test, extra: Record<string, unknown>, check: (t: Test, captured: Buffer[]) => Promise<void>): Promise<Buffer[]> {
   const all: Buffer[] = []
   for (const flow of INBOUND) {
     await t.test(flow.name, async (t) => {
       const opts = 'uasDurationMs' in flow ? { durationMs: flow.uasDurationMs } : {}
       const b1 = await startUas({ scenario: flow.uas, ip: '127.0.7.11', t, ...opts })
       const b2 = await startUas({ scenario: flow.uas, ip: '127.0.7.12', t, ...opts })
-      const { target, captured } = await twoSidedEdge(t, [b1, b2])
+      const { target, captured } = await twoSidedEdge(t, [b1, b2], extra)
       const uac = await runUac({ scenario: flow.uac, target, localIp: '127.0.7.30', calls: 4, rate: 20, t })
       t.equal(uac.failed, 0, describe(uac))
       t.equal(uac.successful, 4, 'the backends got everything they needed to answer and hang up')
       t.ok(captured.length >= 4, `${captured.length} messages sent on the public side`)
-      t.same(leaks(captured), [], 'no header names an internal address')
+      await check(t, captured)
       all.push(...captured)
     })
   }
   await t.test('failover (a backend answering 503)', async (t) => {
     const bad = await startUas({ scenario: 'uas_503', ip: '127.0.7.11', t })
     const good = await startUas({ scenario: 'uas', ip: '127.0.7.12', t })
-    const { target, captured } = await twoSidedEdge(t, [bad, good])
+    const { target, captured } = await twoSidedEdge(t, [bad, good], extra)
     const uac = await runUac({ scenario: 'uac', target, localIp: '127.0.7.30', calls: 4, rate: 20, t })
     t.equal(uac.failed, 0, describe(uac))
-    t.same(leaks(captured), [])
+    await check(t, captured)
     all.push(...captured)
   })
   await t.test('outbound call: a backend calls a carrier through the internal side', async (t) => {
     const carrier = await startUas({ scenario: 'uas', ip: '127.0.7.50', t })
     const b1 = await startUas({ scenario: 'uas', ip: '127.0.7.11', t })
-    const e = await twoSidedEdge(t, [b1], { trunk: `sip:${carrier.id}` })
+    const e = await twoSidedEdge(t, [b1], { trunk: `sip:${carrier.id}`, ...extra })
     // The "Asterisk" on 127.0.7.13 dials out via the edge's internal address; From/Call-ID/Via/Contact name it.
     const uac = await runUac({ scenario: 'uac', target: e.internalTarget, localIp: '127.0.7.13', calls: 4, rate: 20, t })
     t.equal(uac.failed, 0, describe(uac))
     t.equal((await carrier.stop()).successful, 4, 'the carrier answered and hung up every call')
-    t.same(leaks(e.captured), [], 'Via, Contact, From and Call-ID of the backend are hidden')
+    await check(t, e.captured)
     const invite = e.captured.map((b) => parseMessage(b)).find((m) => m.method === 'INVITE')!
     t.equal(invite.vias.length, 1, 'the carrier sees only the edge Via')
     t.ok(invite.callId.startsWith('se1.'), 'Call-ID masked')
     all.push(...e.captured)
   })
+  return all
+}
+
+t.test('no internal address leaves on the public side, whatever the call flow', async (t) => {
+  const all = await everyFlow(t, {}, async (t, captured) => {
+    t.same(leaks(captured), [], 'no header names an internal address')
+  })
   t.ok(all.length > 100, `${all.length} public-side messages checked in all`)
+})
+
+/** Lines of SDP bodies (c=, o=, a=rtcp, a=candidate ...) and of headers naming one of `addresses`, anywhere in the bytes. */
+function byteLeaks(messages: Buffer[], addresses: readonly string[]): string[] {
+  const found: string[] = []
+  for (const buf of messages) {
+    for (const line of buf.toString('latin1').split('\r\n')) if (addresses.some((a) => line.includes(a))) found.push(line)
+  }
+  return found
+}
+
+t.test('with media anchored through rtpengine: no internal address in any byte on the public side, SDP bodies included', async (t) => {
+  const eng = await startRtpengine({ t, n: 13 })
+  const ng = new NgClient({ retransmitMs: 50, timeoutMs: 500 })
+  t.teardown(() => ng.close())
+  // The rtpengine's internal interface is internal too: only its external address may reach the public side.
+  const internal = [...INTERNAL_ADDRESSES, eng.internal]
+  const media = { mode: 'anchor', rtpengine: [eng.spec] }
+  const all = await everyFlow(t, { media }, async (t, captured) => {
+    t.same(byteLeaks(captured, internal), [], 'no byte names an internal address')
+    const sdp = captured.map((b) => b.toString('latin1')).filter((s) => s.includes('\r\n\r\nv=0'))
+    for (const s of sdp) t.match(s, new RegExp(`\\r\\nc=IN IP4 ${eng.external.replace(/\./g, '\\.')}\\r\\n`), 'SDP toward the public side names rtpengine\'s external address')
+    // A BYE or CANCEL is relayed before its delete goes out: give rtpengine a moment.
+    await waitFor(async () => (await ng.list({ host: eng.host, port: eng.ngPort })).length === 0, { what: 'no rtpengine session left', timeoutMs: 3000 })
+    t.pass('no rtpengine session left')
+  })
+  const bodies = all.filter((b) => b.toString('latin1').includes('\r\n\r\nv=0')).length
+  t.ok(bodies >= 20, `${all.length} public-side messages checked, ${bodies} with SDP`)
 })
 
 t.test('no open relay', async (t) => {
