@@ -8,7 +8,7 @@ import { runCli } from '../../src/edge/cli.js'
 import { MediaStats, registerMediaMetrics } from '../../src/media/metrics.js'
 import { waitFor } from '../helpers/net.js'
 import { startRtpengine } from '../helpers/rtpengine.js'
-import { callerSdp, sdpAddresses } from '../helpers/media.js'
+import { callerSdp, sdpAddresses, udpRelay } from '../helpers/media.js'
 
 t.test('media config: defaults, full form, every problem named by its key', async (t) => {
   const d = validateMediaConfig(undefined)
@@ -125,4 +125,20 @@ t.test('createMedia from config + metrics: health, sessions, NG latency histogra
   t.match(text, new RegExp(`sipedge_media_sessions\\{instance="${inst.id}",address="${eng.spec}"\\} 0`))
   t.match(text, /sipedge_media_outcomes_total\{command="delete",outcome="deleted"\} 1/)
   t.same(await media.client.list(inst), [])
+})
+
+t.test('sipedge_media_ng_retransmissions_total: a lost NG request is sent again and counted', async (t) => {
+  const eng = await startRtpengine({ t, n: 15 })
+  const relay = await udpRelay({ host: eng.host, port: eng.ngPort }, { dropRequests: 1 })
+  t.teardown(() => relay.close())
+  const { config } = validateMediaConfig({ mode: 'anchor', rtpengine: [`udp:127.0.0.1:${relay.port}`], retransmitMs: 50, ping: { intervalMs: 600_000 } })
+  const stats = new MediaStats()
+  const media = createMedia(config!, { onCommand: stats.onCommand })
+  await media.start()
+  t.teardown(() => media.stop())
+  const registry = new Registry()
+  registerMediaMetrics(registry, stats, media.pool)
+  const inst = media.pool.instances[0]!
+  await waitFor(async () => /sipedge_media_ng_commands_total\{[^}]*command="ping",outcome="ok"\} 1/.test(await registry.metrics()), { what: 'the first ping answered', timeoutMs: 3000 })
+  t.match(await registry.metrics(), new RegExp(`sipedge_media_ng_retransmissions_total\\{instance="${inst.id}"\\} 1`), 'the dropped ping was sent again once')
 })
