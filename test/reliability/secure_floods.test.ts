@@ -51,7 +51,7 @@ t.test('TLS and WebSocket floods during a legitimate call load', async (t) => {
     backends: [`sip:${uas.id}`],
     tls: { certFile: pki.server1.cert, keyFile: pki.server1.key, caFile: pki.caFile, handshakeTimeoutMs: 1000 },
     ws: { allowedOrigins: [], maxConnectionsPerSource: 50, pingIntervalMs: 30_000 },
-    rateLimit: { rps: 100, burst: 100, action: 'reply' },
+    rateLimit: { rps: 200, burst: 200, action: 'reply' },
     defence: { ...DEFAULT_CONFIG.defence, enabled: false },
     limits: { maxMessageSize: 65535, maxConnections: 300, tcpIdleTimeoutMs: 2000, maxDialogs: 100_000, dialogTtlS: 3600, maxTransactions: 100_000 },
   }, port)
@@ -152,7 +152,7 @@ t.test('TLS and WebSocket floods during a legitimate call load', async (t) => {
 
   recordCase('secure_floods', {
     group: 'abuse',
-    summary: `TLS and WebSocket floods on the public side during ${calls} legitimate UDP calls at 30 cps (handshake timeout 1 s, 50 WS/source, rate limit 100 rps/source)`,
+    summary: `TLS and WebSocket floods on the public side during ${calls} legitimate UDP calls at 30 cps (handshake timeout 1 s, 50 WS/source, rate limit 200 rps/source)`,
     figures: {
       ...tried,
       'TLS handshakes completed': completed,
