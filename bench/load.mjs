@@ -82,6 +82,8 @@ async function runStep(proxy, rate, secs, label) {
   const r = await runUacStep({
     uacXml: scen.uac, target: proxy.target, rate, calls: rate * secs,
     maxSeconds: secs + 15, tmpDir, label: `${proxy.name}-${label}-${rate}`,
+    // Several processes: many caller sockets (the same for both proxies), or the kernel keeps all on one worker.
+    manySources: workers > 1,
   })
   const cpu = sampler.stop()
   const step = {

@@ -20,16 +20,19 @@ export async function startSipedge(o) {
   assertUdpFree(o.ip, o.port, 'sipedge not runnable')
   const args = ['--listen', `udp:${o.ip}:${o.port}`]
   for (const b of o.backends) args.push('--backend', `sip:${b}`)
-  args.push('--algorithm', 'round-robin', '--secret', o.secret ?? 'bench-secret-0123456789', '--log-level', 'warn', '--shutdown-timeout-ms', '500')
+  // --no-probe: SIPp UAS answers OPTIONS only now and then (README), and a backend probed down fails the step.
+  args.push('--no-probe', '--algorithm', 'round-robin', '--secret', o.secret ?? 'bench-secret-0123456789', '--log-level', 'warn', '--shutdown-timeout-ms', '500')
   // media mode: every call anchored in the bench's rtpengine (NG host:port)
   if (o.rtpengine) args.push('--media-mode', 'anchor', '--media-rtpengine', `udp:${o.rtpengine}`)
-  if (o.workers && o.workers > 1) throw new Error('sipedge not runnable: no --workers mode (one process per edge); use --workers 1')
+  if (o.workers && o.workers > 1) args.push('--workers', String(o.workers))
   const logFile = join(o.tmpDir, 'sipedge.log')
   const host = join(o.root, 'bench/lib/edge-host.mjs')
   const entry = o.hostForHeap
     ? spawnTracked('sipedge', process.execPath, ['--expose-gc', host, cli, ...args], { logFile, ipc: true })
     : spawnTracked('sipedge', process.execPath, [...nodeArgs(), cli, ...args], { logFile })
   const up = await waitUdpBound(o.ip, o.port, 5000, () => entry.exited)
+  // The first worker's bind shows above; give the others time to join the port before traffic starts.
+  if (up && o.workers > 1) await new Promise((r) => setTimeout(r, 1500))
   if (!up) {
     await stopTracked(entry, 500)
     const why = entry.exited ? `exited (code ${entry.code}) without binding udp:${o.ip}:${o.port}` : `did not bind udp:${o.ip}:${o.port} within 5 s`

@@ -45,12 +45,13 @@ export async function startUas(uasXml, ip, port, tmpDir) {
  * One UAC step: `rate` calls/s for `calls` calls through `target`. Bounded: SIPp is killed after
  * `maxSeconds` and calls it never finished count as failed.
  */
-export async function runUacStep({ uacXml, target, rate, calls, maxSeconds, tmpDir, label }) {
+export async function runUacStep({ uacXml, target, rate, calls, maxSeconds, tmpDir, label, manySources = false }) {
   const dir = join(tmpDir, `uac-${label}`)
   mkdirSync(dir, { recursive: true })
   const statFile = join(dir, 'stat.csv')
   const entry = spawnTracked(`uac ${label}`, 'sipp', [
-    '-sf', uacXml, '-i', '127.0.0.1', '-t', 'u1', '-nostdin', '-s', 'bench',
+    // manySources: one socket per call (64 at most), so that SO_REUSEPORT spreads the calls over workers.
+    '-sf', uacXml, '-i', '127.0.0.1', ...(manySources ? ['-t', 'un', '-max_socket', '64'] : ['-t', 'u1']), '-nostdin', '-s', 'bench',
     '-r', String(rate), '-m', String(calls), '-d', '0', '-l', String(Math.max(rate * 4, 100)),
     '-default_behaviors', 'all,-abortunexp',
     '-max_recv_loops', '10000', '-max_sched_loops', '10000', '-buff_size', '4194304',

@@ -143,6 +143,8 @@ export const CONFIG = {
     dialogTtlS: key(int(60, 7 * 86_400), 43200, { flag: 'dialog-ttl-s', arg: 'S', help: 'dialog cache entry lifetime without traffic', restart }),
     maxTransactions: key(int(1, 10_000_000), 200000, { flag: 'max-transactions', arg: 'N', help: 'transactions at most (then 503)', restart }),
   }),
+  // Worker processes (src/edge/workers): 1 by default, see the README "Worker processes" for why.
+  workers: key(int(0, 64), 1, { flag: 'workers', arg: 'N', help: 'worker processes sharing the listeners with SO_REUSEPORT (Node >= 22.12); 0 = one per core', restart }),
   shutdownTimeoutMs: key(int(0, 3_600_000), 30000, { flag: 'shutdown-timeout-ms', arg: 'MS', help: 'SIGTERM: drain deadline before exit' }),
   // Registrations through the edge (src/proxy/path.ts, keepalive.ts).
   registrar: section({

@@ -108,7 +108,7 @@ function pickLeastCalls(s: SetState, from: number, to: number, exclude: Readonly
     const i = (start + k) % n
     const b = s.members[from + i]!
     if (!usable(b, exclude)) continue
-    if (best === undefined || b.activeCalls < best.activeCalls) { best = b; bestI = i }
+    if (best === undefined || b.activeCalls + b.otherWorkersCalls < best.activeCalls + best.otherWorkersCalls) { best = b; bestI = i }
   }
   if (best !== undefined) s.rr = (bestI + 1) % n
   return best

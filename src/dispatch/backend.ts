@@ -15,6 +15,8 @@ export class Backend {
   admin: AdminState
   health: HealthState = 'probing'
   activeCalls = 0
+  /** Calls the other worker processes carry on this backend (synced by the primary every 500 ms; 0 with one process). */
+  otherWorkersCalls = 0
   source: BackendSpec['source']
   extra?: Record<string, unknown>
   /** stable key of the address: `udp:127.0.1.1:5080` — the same backend across edge instances */

@@ -7,6 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { parseHostPort } from './config.js'
+import type { AdminReply } from '../defence/admin.js'
 import type { WebrtcPage } from './webrtc_page.js'
 
 export interface AdminTarget {
@@ -17,12 +18,16 @@ export interface AdminTarget {
   ready(): { ready: boolean; reason?: string }
   /** id, set, uri, weight, priority, admin, health, activeCalls per backend. */
   backends(): unknown[]
-  dialogs(offset: number, limit: number): { total: number; items: unknown[] }
+  /** A promise where the answer comes from elsewhere (the primary of worker processes asks them). */
+  dialogs(offset: number, limit: number): DialogPage | Promise<DialogPage>
   /** False when no backend has this id. */
-  setAdmin(id: string, state: 'active' | 'draining'): boolean
+  setAdmin(id: string, state: 'active' | 'draining'): boolean | Promise<boolean>
   /** GET/POST/DELETE /bans[/<ip>] (src/defence/admin.ts); undefined when the path is not a ban path. */
-  bans?(method: string, path: string, query: URLSearchParams): { status: number; body: unknown; headers?: Record<string, string> } | undefined
+  bans?(method: string, path: string, query: URLSearchParams): AdminReply | undefined | Promise<AdminReply | undefined>
 }
+
+export interface DialogPage { total: number; items: unknown[] }
+export type { AdminReply }
 
 export interface AdminServer {
   readonly port: number
@@ -111,7 +116,7 @@ async function route(target: AdminTarget, req: IncomingMessage, res: ServerRespo
     const limit = intParam(url.searchParams, 'limit', DEFAULT_PAGE, 1, MAX_PAGE)
     if (offset === undefined) return send(res, 400, { error: 'offset must be an integer >= 0' })
     if (limit === undefined) return send(res, 400, { error: `limit must be an integer 1..${MAX_PAGE}` })
-    const page = target.dialogs(offset, limit)
+    const page = await target.dialogs(offset, limit)
     return send(res, 200, { total: page.total, offset, limit, items: page.items })
   }
   // POST /backends/<id>/drain|enable; ids may contain '/' (set/host:port), raw or %2F-encoded.
@@ -125,10 +130,10 @@ async function route(target: AdminTarget, req: IncomingMessage, res: ServerRespo
       return send(res, 400, { error: 'bad backend id encoding' })
     }
     const state = action[2] === 'drain' ? 'draining' : 'active'
-    if (!target.setAdmin(id, state)) return send(res, 404, { error: `no backend ${id}` })
+    if (!(await target.setAdmin(id, state))) return send(res, 404, { error: `no backend ${id}` })
     return send(res, 200, { id, admin: state })
   }
-  const bans = target.bans?.(method, path, url.searchParams)
+  const bans = await target.bans?.(method, path, url.searchParams)
   if (bans) return send(res, bans.status, bans.body, bans.headers)
   return send(res, 404, { error: 'not found' })
 }

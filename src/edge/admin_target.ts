@@ -27,20 +27,23 @@ export function adminTarget(edge: Edge): AdminTarget {
         activeCalls: b.activeCalls,
         source: b.source,
       })),
-    dialogs: (offset, limit) => {
-      const page = edge.proxy.dialogs.page(offset, limit)
-      return {
-        total: page.total,
-        items: page.items.map((d) => ({
-          callId: d.callId,
-          direction: d.direction,
-          backend: d.backend?.id,
-          ...(d.media !== undefined ? { media: d.media, rtpengine: edge.rtpengineAddress(d.media) } : {}),
-          createdAt: new Date(d.createdAt).toISOString(),
-        })),
-      }
-    },
+    dialogs: (offset, limit) => dialogPage(edge, offset, limit),
     setAdmin: (id, state) => edge.dispatcher.setAdmin(id, state),
     bans: (method, path, query) => bansRoute(edge.defence, method, path, query),
+  }
+}
+
+/** One page of the dialog table as the admin API shows it (also what a worker answers its primary). */
+export function dialogPage(edge: Edge, offset: number, limit: number): { total: number; items: unknown[] } {
+  const page = edge.proxy.dialogs.page(offset, limit)
+  return {
+    total: page.total,
+    items: page.items.map((d) => ({
+      callId: d.callId,
+      direction: d.direction,
+      backend: d.backend?.id,
+      ...(d.media !== undefined ? { media: d.media } : {}),
+      createdAt: new Date(d.createdAt).toISOString(),
+    })),
   }
 }

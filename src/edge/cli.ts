@@ -17,6 +17,12 @@ import {
   type EdgeConfig,
 } from './config.js'
 import { applyLogLevels, createLogger } from './logger.js'
+import { availableParallelism } from 'node:os'
+import { runtimeProblem } from './runtime.js'
+import { setWorkerTokens } from '../sip/index.js'
+import { setRouteWorker } from '../proxy/routing.js'
+import { applySettled, runPrimary, workerIndex, workersProblem } from './workers/supervisor.js'
+import type { WorkerLink } from './workers/worker.js'
 
 /** What the CLI needs from src/edge/edge.ts (createEdge). */
 export interface EdgeHandle {
@@ -145,19 +151,44 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
     return 2
   }
   let config = load.config
-  const log = (io.createLogger ?? ((c: EdgeConfig) => createLogger(c)))(config)
-  for (const w of load.warnings) log.warn({ component: 'config' }, w)
+  const workers = config.workers === 0 ? availableParallelism() : config.workers
+  const problem = runtimeProblem(workers) ?? (workers > 1 ? workersProblem(config) : undefined)
+  if (problem !== undefined) {
+    io.stderr(`sipedge: ${problem}\n`)
+    return 2
+  }
+  // A worker process of `--workers N` runs this same command: the config plus what its primary settled.
+  const worker = workerIndex(io.env)
+  if (worker !== undefined) {
+    config = applySettled(config, io.env)
+    setWorkerTokens(worker) // before any branch is made: a response must name the worker that owns it
+    setRouteWorker(worker) // and a dialog's requests the worker that holds it
+  }
+  let log = (io.createLogger ?? ((c: EdgeConfig) => createLogger(c)))(config)
+  if (worker !== undefined) log = log.child({ worker })
+  for (const w of load.warnings) if (worker === undefined) log.warn({ component: 'config' }, w)
+  if (workers > 1 && worker === undefined) {
+    const primaryLog = log
+    const reloadOwn = (): void => {
+      const next = loadConfig({ argv, env: io.env, ...(io.readFile ? { readFile: io.readFile } : {}) })
+      if (next.errors.length === 0) applyLogLevels(primaryLog, next.config)
+    }
+    return runPrimary({ config: { ...config, workers }, workers, exec: process.argv[1] ?? '', argv, log, signals: io.signals, callsCutCode: EXIT_CALLS_CUT, reloadOwn })
+  }
 
   let edge: EdgeHandle
+  let link: WorkerLink | undefined
   try {
     const mod = io.loadEdge ? await io.loadEdge() : ((await import(EDGE_MODULE)) as EdgeModule)
     edge = await mod.createEdge({ config, logger: log })
+    link = worker === undefined ? undefined : await joinCluster(edge, worker)
     await edge.start()
+    link?.started()
   } catch (err) {
     log.fatal({ err }, 'sipedge failed to start')
     return 1
   }
-  log.info({ version: VERSION, config: load.file ?? null }, 'sipedge running (SIGTERM/SIGINT drain, SIGHUP reloads)')
+  log.info({ version: VERSION, node: process.version, config: load.file ?? null }, worker === undefined ? 'sipedge running (SIGTERM/SIGINT drain, SIGHUP reloads)' : 'sipedge worker running')
 
   return new Promise<number>((resolve) => {
     let stopping = false
@@ -209,17 +240,23 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
           ...(io.readFile ? { readFile: io.readFile } : {}),
         })
         if (next.errors.length > 0) {
-          log.error({ errors: next.errors }, 'SIGHUP: config invalid, keeping the running one')
+          if (link) link.reloaded({ applied: [], restart: [], errors: next.errors })
+          else log.error({ errors: next.errors }, 'SIGHUP: config invalid, keeping the running one')
           return
         }
-        const changed = changedKeys(config, next.config)
-        const notLive = await edge.reload(next.config)
-        applyLogLevels(log, next.config)
-        config = next.config
-        log.info({ applied: changed.filter((k) => !notLive.includes(k)), file: next.file }, 'SIGHUP: config reloaded')
+        const nextConfig = worker === undefined ? next.config : applySettled(next.config, io.env)
+        const changed = changedKeys(config, nextConfig)
+        const notLive = await edge.reload(nextConfig)
+        applyLogLevels(log, nextConfig)
+        config = nextConfig
+        const applied = changed.filter((k) => !notLive.includes(k))
+        // A worker tells its primary, which says it once for all of them.
+        if (link) return link.reloaded({ applied, restart: notLive })
+        log.info({ applied, file: next.file }, 'SIGHUP: config reloaded')
         if (notLive.length > 0) log.warn({ keys: notLive }, 'SIGHUP: these keys need a restart to take effect, kept as they were')
       } catch (err) {
-        log.error({ err }, 'SIGHUP: reload failed')
+        if (link) link.reloaded({ applied: [], restart: [], errors: [String((err as Error)?.message ?? err)] })
+        else log.error({ err }, 'SIGHUP: reload failed')
       } finally {
         reloading = false
       }
@@ -237,6 +274,12 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
       io.signals.off('SIGHUP', onHup)
     }
   })
+}
+
+/** A worker joins its primary once its edge is up (the edge module is loaded lazily, so is this). */
+async function joinCluster(edge: EdgeHandle, index: number): Promise<WorkerLink> {
+  const { attachWorker } = await import('./workers/worker.js')
+  return attachWorker(edge as unknown as import('./edge.js').Edge, index, (m) => process.send?.(m))
 }
 
 function isMain(): boolean {

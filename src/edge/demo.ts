@@ -80,7 +80,7 @@ async function demo(argv: string[], out: NodeJS.WritableStream): Promise<number>
     })
     await edge.start()
     out.write(
-      `sipedge demo: edge on udp:${edgeHost}:${edgePort} in front of ${backends.length} stand-in Asterisks ` +
+      `sipedge demo (Node ${process.version}): edge on udp:${edgeHost}:${edgePort} in front of ${backends.length} stand-in Asterisks ` +
         `(${useSipp ? 'SIPp UAS' : "sipedge's built-in answering backend"}):\n` +
         backends.map((b) => `  ${b.id.padEnd(16)} ${b.kind}\n`).join('') +
         `driving ${calls} calls at ${rate} calls/s (INVITE/100/180/200/ACK/BYE/200)...\n`,

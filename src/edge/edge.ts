@@ -130,6 +130,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
       tcpIdleTimeoutMs: config.limits.tcpIdleTimeoutMs,
       // ~200 KB by default: a few 64 KiB junk datagrams would fill it and drop calls' packets (kernel caps at rmem_max).
       udpBufferSize: UDP_BUFFER_BYTES,
+      reusePort: config.workers > 1,
       tls: config.tls,
       ws: config.ws,
     })
@@ -408,7 +409,12 @@ export class Edge extends EventEmitter<EdgeEvents> {
     this.started = false
   }
 
-  private onMessage(inb: Inbound): void {
+  /** Worker processes (src/edge/workers): true when the message belongs to another worker and was handed to it. */
+  intercept: ((inb: Inbound) => boolean) | undefined
+
+  /** A message as if a listener had received it (a worker's relay hands in what another worker received). */
+  onMessage(inb: Inbound): void {
+    if (this.intercept !== undefined && this.intercept(inb)) return
     if (this.hep) this.hep.capture(inb.msg.buf.subarray(inb.msg.start, inb.msg.end), inb.source, { address: inb.listener.spec.host, port: inb.listener.port }, inb.source.proto)
     this.proxy.handleMessage(inb)
   }

@@ -194,13 +194,26 @@ function isFrom(source: Peer, internal: Peer, external: Peer): boolean {
   return !(source.address === external.address && source.port === external.port && source.port !== internal.port)
 }
 
-/** The edge's Record-Route entry on a listener, carrying the route token. */
+/** URI parameter of the edge's Record-Route entry naming the worker process whose dialog it is (`--workers`). */
+export const WORKER_PARAM = 'sw'
+let workerParam = ''
+
 /**
- * Our Record-Route entry for listener `l`. `sips`: the request was sips (RFC 5630), and an entry facing a
- * TLS or WSS side is a sips URI (TLS implied; WSS keeps `;transport=ws`).
+ * Worker processes: every Record-Route this process adds names it, so that an in-dialog request reaching
+ * another worker (a backend's BYE comes from one port, which the kernel keeps on one worker) is handed to the
+ * worker holding the dialog, and each dialog's requests are handled in order by one process.
+ */
+export function setRouteWorker(worker: number): void {
+  workerParam = `;${WORKER_PARAM}=${worker}`
+}
+
+/**
+ * The edge's Record-Route entry on a listener, carrying the route token (and the worker, with workers).
+ * `sips`: the request was sips (RFC 5630), and an entry facing a TLS or WSS side is a sips URI (TLS implied;
+ * WSS keeps `;transport=ws`).
  */
 export function recordRoute(l: Listener, token: string, sips = false): string {
   const proto = l.spec.proto
-  if (sips && isSecureTransport(proto)) return `<sips:${l.hostport}${proto === 'wss' ? ';transport=ws' : ''};lr;${RR_PARAM}=${token}>`
-  return `<sip:${l.hostport}${uriTransportParam(proto)};lr;${RR_PARAM}=${token}>`
+  if (sips && isSecureTransport(proto)) return `<sips:${l.hostport}${proto === 'wss' ? ';transport=ws' : ''};lr${workerParam};${RR_PARAM}=${token}>`
+  return `<sip:${l.hostport}${uriTransportParam(proto)};lr${workerParam};${RR_PARAM}=${token}>`
 }

@@ -41,7 +41,31 @@ export const reasonPhrase = (status: number): string => {
 
 // Unique tokens: a random per-process prefix plus a counter; unpredictable enough for
 // branch/tag uniqueness without crypto per call (RFC 3261 §8.1.1.7 needs uniqueness, not secrecy).
-const PREFIX = randomBytes(6).toString('base64url')
+let PREFIX = randomBytes(6).toString('base64url')
+
+/**
+ * Worker processes put their number in every token they make (`w3~` + random): a response carries the
+ * branch of the worker that sent the request, so whichever worker the kernel hands it to can tell whose
+ * it is. base64url has no `~`, and the rest of a branch (its loop hash, base 36) has none either.
+ */
+export function setWorkerTokens(worker: number): void {
+  PREFIX = `w${worker}~` + randomBytes(6).toString('base64url')
+}
+
+/** The worker named by a branch made under setWorkerTokens, or -1 (another process's branch, or none). */
+export function workerOfBranch(branch: string): number {
+  const tilde = branch.indexOf('~')
+  if (tilde < 2) return -1
+  let n = 0
+  let i = tilde - 1
+  for (let scale = 1; i >= 0; i--, scale *= 10) {
+    const c = branch.charCodeAt(i)
+    if (c === 119 /* w */) break
+    if (c < 48 || c > 57) return -1
+    n += (c - 48) * scale
+  }
+  return i >= 0 && i < tilde - 1 ? n : -1
+}
 let counter = Math.floor(Math.random() * 0x7fffffff)
 function nextToken(): string {
   counter = (counter + 1) % 0x7fffffffffff

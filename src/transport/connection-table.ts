@@ -14,6 +14,8 @@ export class ConnectionTable {
   private readonly byId = new Map<number, Connection>()
   private readonly byKey = new Map<string, Connection>()
   private lastId = 0
+  /** Told when a connection a peer opened to us appears and goes (worker processes share who holds which). */
+  inboundObserver: { opened(key: string): void; closed(key: string): void } | undefined
 
   get size(): number {
     return this.byId.size
@@ -27,12 +29,16 @@ export class ConnectionTable {
   add(conn: Connection): void {
     this.byId.set(conn.id, conn)
     this.byKey.set(conn.key, conn)
+    if (conn.inbound) this.inboundObserver?.opened(conn.key)
   }
 
   remove(conn: Connection): void {
     if (this.byId.get(conn.id) === conn) this.byId.delete(conn.id)
     // A newer connection to the same peer may have taken the key over; leave it in place.
-    if (this.byKey.get(conn.key) === conn) this.byKey.delete(conn.key)
+    if (this.byKey.get(conn.key) === conn) {
+      this.byKey.delete(conn.key)
+      if (conn.inbound) this.inboundObserver?.closed(conn.key)
+    }
   }
 
   get(id: number): Connection | undefined {

@@ -38,6 +38,8 @@ export interface TransportOptions {
   udpBufferSize?: number
   /** Bytes allowed to wait in one TCP connection's write queue (slow or stuck peer) before sends fail. */
   maxWriteQueue?: number
+  /** SO_REUSEPORT on every listener: worker processes bind the same ports and the kernel spreads peers over them (Node >= 22.12). */
+  reusePort?: boolean
   tls?: TlsOptions
   ws?: WsOptions
 }
@@ -64,6 +66,7 @@ export interface ResolvedOptions {
   udpMtu: number
   maxWriteQueue: number
   udpBufferSize: number | undefined
+  reusePort: boolean
   tls: TlsOptions
   tlsHandshakeTimeoutMs: number
   wsAllowedOrigins: ReadonlySet<string>
@@ -80,6 +83,7 @@ export function resolveOptions(o: TransportOptions = {}): ResolvedOptions {
     udpMtu: o.udpMtu ?? 1300,
     maxWriteQueue: o.maxWriteQueue ?? 1024 * 1024,
     udpBufferSize: o.udpBufferSize,
+    reusePort: o.reusePort ?? false,
     tls: { ...o.tls },
     tlsHandshakeTimeoutMs: o.tls?.handshakeTimeoutMs ?? 10_000,
     wsAllowedOrigins: new Set((o.ws?.allowedOrigins ?? []).map((x) => x.toLowerCase())),

@@ -59,7 +59,10 @@ export abstract class ServerListener implements Listener {
     return new Promise((resolve, reject) => {
       const onListenError = (err: Error): void => reject(err)
       server.once('error', onListenError)
-      server.listen({ host: this.spec.host, port: this.spec.port, ipv6Only: this.family === 6 }, () => {
+      // exclusive: a cluster worker binds its own socket (not a handle shared through the primary); with
+      // reusePort every worker does so on the same port and the kernel spreads new connections over them.
+      const shared = this.ctx.opts.reusePort ? { reusePort: true, exclusive: true } : {}
+      server.listen({ host: this.spec.host, port: this.spec.port, ipv6Only: this.family === 6, ...shared }, () => {
         server.off('error', onListenError)
         const addr = server.address()
         this.boundPort = typeof addr === 'object' && addr !== null ? addr.port : this.spec.port

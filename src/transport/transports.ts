@@ -47,6 +47,8 @@ export class Transports implements TransportContext {
   /** Loaded at start when a tls/wss listener exists; replaced by reloadTls(). */
   private tls: TlsMaterial | undefined
   private started = false
+  /** Set by worker processes: sends `buf` on a connection another worker holds; false when none does. */
+  handOff: ((key: string, buf: Buffer) => boolean) | undefined
 
   constructor(
     specs: ListenSpec[],
@@ -165,8 +167,11 @@ export class Transports implements TransportContext {
       if (conn !== undefined) return conn.write(buf) // a broken connection drops silently: send nothing
     }
     const address = stripBrackets(dest.address)
-    const existing = this.table.find(peerKey(dest.proto, address, dest.port))
+    const key = peerKey(dest.proto, address, dest.port)
+    const existing = this.table.find(key)
     if (existing !== undefined) return existing.write(buf)
+    // Worker processes: the peer's connection may be held by another worker (it accepted it): hand it the bytes.
+    if (this.handOff !== undefined && this.handOff(key, buf)) return
     if (dest.accepted === true || isWebSocketProto(dest.proto)) {
       throw codedError('ENOTCONN', `no ${dest.proto.toUpperCase()} connection from ${formatHostport(address, dest.port)} (it has closed)`)
     }
@@ -214,7 +219,7 @@ export class Transports implements TransportContext {
 
   private createListener(id: number, spec: ListenSpec, all: readonly ListenSpec[]): AnyListener {
     switch (spec.proto) {
-      case 'udp': return new UdpListener(id, spec, this.handlers, this.handlerError, this.opts.udpBufferSize, sharesWildcardPort(spec, all))
+      case 'udp': return new UdpListener(id, spec, this.handlers, this.handlerError, this.opts.udpBufferSize, sharesWildcardPort(spec, all), this.opts.reusePort)
       case 'tcp': return new TcpListener(id, spec, this)
       case 'tls': return new TlsListener(id, spec, this)
       case 'ws':

@@ -31,9 +31,11 @@ export class UdpListener implements Listener {
     private readonly bufferSize: number | undefined,
     /** SO_REUSEADDR: set only when a wildcard and a specific address of this config share the port. */
     reuseAddr = false,
+    /** SO_REUSEPORT: each worker process binds the same address and port (the kernel spreads sources by hash). */
+    reusePort = false,
   ) {
     this.family = familyOf(spec.host) === 6 ? 6 : 4
-    this.socket = createSocket({ type: this.family === 6 ? 'udp6' : 'udp4', ipv6Only: this.family === 6, reuseAddr })
+    this.socket = createSocket({ type: this.family === 6 ? 'udp6' : 'udp4', ipv6Only: this.family === 6, reuseAddr, ...(reusePort ? { reusePort } : {}) })
     this.socket.on('message', this.onDatagram)
   }
 

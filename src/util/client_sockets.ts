@@ -24,7 +24,9 @@ function bindOne(type: 'udp4' | 'udp6', address: string, onMessage: (msg: Buffer
   return new Promise((resolve, reject) => {
     const s = createSocket({ type, ipv6Only: type === 'udp6' })
     s.once('error', reject)
-    s.bind(0, address, () => {
+    // exclusive: in a cluster worker a plain bind is made by the primary and shared, so every worker's prober
+    // (or NG client) would read the others' answers and miss its own.
+    s.bind({ port: 0, address, exclusive: true }, () => {
       s.off('error', reject)
       // Errors on an unconnected socket (ICMP, buffers) name no request: they must never crash the process.
       s.on('error', () => undefined)

@@ -15,9 +15,16 @@ export interface CliEdge {
   waitLog(pred: (l: LogLine) => boolean, timeoutMs?: number, what?: string): Promise<LogLine>
 }
 
+/**
+ * The end-to-end tests again with worker processes: `SIPEDGE_TEST_WORKERS=2 npx tap test/edge/live_ops.test.ts`
+ * runs every edge these tests start as `sipedge --workers 2` (unless a test names --workers itself).
+ */
+const TEST_WORKERS = process.env.SIPEDGE_TEST_WORKERS
+
 /** Starts `node dist/edge/cli.js ...args` and waits for "sipedge running" (or rejects with its output). */
 export async function startCliEdge(t: Teardownable, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliEdge> {
-  const proc = spawnTracked(process.execPath, [CLI, ...args], {
+  const withWorkers = TEST_WORKERS !== undefined && !args.includes('--workers') ? [...args, '--workers', TEST_WORKERS] : args
+  const proc = spawnTracked(process.execPath, [CLI, ...withWorkers], {
     t,
     env: { ...process.env, SIPEDGE_SECRET: 'cli-edge-test-secret-0123', ...env },
   })
