@@ -211,6 +211,15 @@ export function setRouteWorker(worker: number): void {
   workerParam = `;${WORKER_PARAM}=${worker}`
 }
 
+/**
+ * The worker param (`;sw=N`) for a Path entry whose flow is a connection: only the worker that accepted the
+ * connection can write on it, so a registrar's request through that Path is handed to it (see worker.ts).
+ * Empty without workers.
+ */
+export function routeWorkerParam(): string {
+  return workerParam
+}
+
 /** The edge's Record-Route entry on a listener, carrying the route token (and the worker, with workers). */
 export function recordRoute(l: Listener, token: string): string {
   return `<sip:${l.hostport}${uriTransportParam(l.spec.proto)};lr${workerParam};${RR_PARAM}=${token}>`
