@@ -12,7 +12,7 @@ import { registerScrapeMetric } from '../../util/scrape_metric.js'
 import type { Inbound } from '../../transport/types.js'
 import { bansRoute } from '../../defence/admin.js'
 import { dialogPage } from '../admin_target.js'
-import type { Edge } from '../edge.js'
+import { UDP_BUFFER_BYTES, type Edge } from '../edge.js'
 import { isMessage, SYNC_MS, type BackendReport, type ToPrimary, type ToWorker } from './messages.js'
 import { unwrap, unwrapFlow, wrap, wrapFlow } from './relay.js'
 
@@ -49,6 +49,15 @@ export async function attachWorker(edge: Edge, index: number, send: (m: ToPrimar
       resolve()
     })
   })
+  // The listeners' buffer size, not the ~200 KB default: while this worker is stalled (CPU starved, a GC
+  // pause) everything handed to it waits here, about half of all the responses to its transactions. A 200 to
+  // a BYE dropped here is a failed call (the backend answered and ended it; it ignores the retransmitted BYE).
+  try {
+    relay.setRecvBufferSize(UDP_BUFFER_BYTES)
+    relay.setSendBufferSize(UDP_BUFFER_BYTES)
+  } catch (err) {
+    edge.log.warn({ err, component: 'workers' }, 'worker relay socket: buffer size not set')
+  }
   relay.on('error', (err) => edge.log.warn({ err, component: 'workers' }, 'worker relay socket error'))
 
   // Another worker received a response of ours: take it as if our listener had. Or it sends to a peer whose
