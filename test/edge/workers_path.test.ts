@@ -1,7 +1,7 @@
 // RFC 3327 Path registrations with `sipedge --workers 2`. A phone's TCP connection belongs to the worker that
 // accepted it; a registrar calls the phone through the stored Path from its own port, which the kernel maps to
 // either worker. The Path entry of a connection names its worker (`;sw=N`) and the other worker hands the
-// call over: the call reaches the phone's connection and completes (not 430 Flow Failed). UDP phones are
+// call over, its CANCEL with it: the call reaches the phone's connection and completes (not 430 Flow Failed). UDP phones are
 // reached from either worker; REGISTERs of one address-of-record go to one registrar whichever worker takes
 // them; NAT keepalives go to each registered flow once, not once per worker.
 import { connect, type Socket } from 'node:net'
@@ -210,4 +210,33 @@ t.test('REGISTERs of one address-of-record reach one registrar whichever worker 
   await Promise.all(phones.map((p) => p.next((m) => m.status === 200)))
   const got = [seen.length - before[0]!, otherSeen.length - before[1]!]
   t.ok(got[0] === 12 || got[1] === 12, `every REGISTER of carol reached the same registrar: ${got}`)
+})
+
+t.test('the backend CANCELs a call through a TCP phone\'s Path on the other worker: the CANCEL follows it, 487', async (t) => {
+  const phone = await tcpPhone(t, edgePort)
+  phone.send(register({ user: 'dave', transport: 'TCP', local: phone.local, callId: 'dreg' }))
+  await phone.next((m) => m.status === 200 && m.callId === 'dreg', '200 to the TCP REGISTER')
+  const path = [...seen, ...otherSeen].find((m) => m.callId === 'dreg')!.getHeader('Path')!
+  const ruri = `sip:dave@${phone.local};transport=tcp`
+  let crossed = 0
+  for (let i = 0; i < 30 && crossed < 1; i++) {
+    const callId = `dcall${i}`
+    const before = await handedOver(admin)
+    const be = await rawUdp(t, REGISTRAR)
+    const invite = backendRequest(be, 'INVITE', ruri, path, callId, 1)
+    be.send(invite, EDGE, edgePort)
+    const inv = await phone.next((m) => m.method === 'INVITE' && m.getHeader('From')!.includes(`be-${callId}`), `the INVITE of ${callId} at the phone`)
+    phone.send(buildResponse(inv, 180, undefined, { toTag: `ph${callId}` }).toString('latin1'))
+    await be.next((m) => m.callId === callId && m.status === 180)
+    // RFC 3261 §9.1: the CANCEL has the INVITE's Request-URI, Via branch, Call-ID, From, CSeq number and Route.
+    be.send(invite.replace(/^INVITE /, 'CANCEL ').replace('CSeq: 1 INVITE', 'CSeq: 1 CANCEL'), EDGE, edgePort)
+    const cancel = await phone.next((m) => m.method === 'CANCEL' && m.callId === inv.callId, `the CANCEL of ${callId} at the phone`)
+    phone.send(buildResponse(cancel, 200).toString('latin1'))
+    phone.send(buildResponse(inv, 487, undefined, { toTag: `ph${callId}` }).toString('latin1'))
+    const final = await be.next((m) => m.callId === callId && m.cseq.method === 'INVITE' && m.status >= 200)
+    t.equal(final.status, 487, `${callId}: the phone's 487 reached the backend`)
+    be.send(invite.replace(/^INVITE /, 'ACK ').replace('CSeq: 1 INVITE', 'CSeq: 1 ACK').replace(/^(To: .*)$/m, `$1;tag=${final.toTag}`), EDGE, edgePort)
+    if ((await handedOver(admin)) - before > 0) crossed++
+  }
+  t.equal(crossed, 1, 'a CANCELled call landed on the worker not holding the connection, and was handed over with its CANCEL')
 })
