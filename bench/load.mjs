@@ -5,6 +5,7 @@
 // --media: each proxy runs the same rates twice, plain and with every call's SDP anchored in one rtpengine
 // (sipedge --media-mode anchor, Kamailio's rtpengine module); the table gives CPU per call of each proxy and
 // the INVITE->200 p50 that anchoring adds.
+import { spawnSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -32,13 +33,15 @@ const { values: opt } = parseArgs({
     deadline: { type: 'string', default: '360' },
     'keep-tmp': { type: 'boolean', default: false },
     media: { type: 'boolean', default: false },
+    // TLS and WSS against UDP (bench/secure_load.mjs, a Node driver: SIPp has no TLS), after the SIPp table.
+    'no-secure': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 })
 
 if (opt.help) {
   process.stdout.write(`usage: node bench/load.mjs [--rates 200,500,1000,2000] [--seconds 10] [--quick]
-  [--proxies sipedge,kamailio] [--workers 1] [--no-ramp] [--ramp-max 8000] [--deadline 360] [--keep-tmp] [--media]\n`)
+  [--proxies sipedge,kamailio] [--workers 1] [--no-ramp] [--ramp-max 8000] [--deadline 360] [--keep-tmp] [--media] [--no-secure]\n`)
   process.exit(0)
 }
 
@@ -190,6 +193,10 @@ writeFileSync(outFile, JSON.stringify({ ...result, deadlineReached: expired }, n
 process.stdout.write(`\nresult: ${outFile}\n`)
 if (!opt['keep-tmp']) rmSync(tmpDir, { recursive: true, force: true })
 else process.stdout.write(`tmp dir kept: ${tmpDir}\n`)
+if (!opt['no-secure'] && !opt.media && !expired && wanted.includes('sipedge')) {
+  const secure = spawnSync(process.execPath, [join(ROOT, 'bench/secure_load.mjs'), ...(opt.quick ? ['--seconds', '3', '--rounds', '1'] : [])], { stdio: 'inherit' })
+  if (secure.status !== 0 && !process.exitCode) process.exitCode = secure.status ?? 1
+}
 if (expired) process.exitCode = 3
 process.exit(process.exitCode ?? 0)
 

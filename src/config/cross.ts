@@ -64,6 +64,8 @@ export function crossCheck(c: EdgeConfig, out: Problem[], warnings: string[]): v
     const prev = ids.get(key)
     if (prev !== undefined) out.push({ path: `backends[${i}]`, problem: `"${s}" duplicates backends[${prev}] in set ${b.set}` })
     else ids.set(key, i)
+    // Outgoing TLS leaves from a tls: listener (its address, and the certificate material it loads).
+    if (/;transport=tls\b/i.test(b.uri) && !sockets.some(([l]) => l.startsWith('tls:'))) out.push({ path: `backends[${i}]`, problem: `"${s}" needs a tls: listener` })
   })
   if (c.probe.timeoutMs >= c.probe.intervalMs) {
     out.push({ path: 'probe.timeoutMs', problem: `${c.probe.timeoutMs} must be less than probe.intervalMs (${c.probe.intervalMs})` })

@@ -133,6 +133,7 @@ export const CONFIG = {
     etcdPrefix: key(str({ minLength: 1, check: (s) => (s.startsWith('/') && s.endsWith('/') ? undefined : `"${s}" must start and end with /`) }), DEFAULT_BAN_PREFIX, { flag: 'defence-etcd-prefix', arg: 'PREFIX', help: 'etcd prefix of bans shared across edges (when etcd is set)', restart }),
   }),
   admin: optional(str({ check: syntax.checkAdminAddress }), { flag: 'admin', arg: 'ADDR', help: 'admin HTTP server host:port (metrics, health, backends)', restart }),
+  adminWebrtcPage: optional(str({ check: (s) => (/^\/[A-Za-z0-9._~\/-]*$/.test(s) ? undefined : `"${s}" must be a URL path starting with /`) }), { flag: 'admin-webrtc-page', arg: 'PATH', help: 'serve the example WebRTC softphone (examples/webrtc, SIP.js) on the admin server at this path, without the token; off by default', restart }),
   adminToken: optional(str({ minLength: 8 }), { flag: 'admin-token', arg: 'TOKEN', help: 'bearer token for the admin API (>= 8 chars; prefer SIPEDGE_ADMIN_TOKEN)', restart, secret: true }),
   hep: optionalSection({
     address: required(str({ check: syntax.checkHepAddress }), { flag: 'hep', arg: 'ADDR', help: 'HEP3 collector udp:host:port (Homer, sngrep -L)', restart, docDefault: 'off' }),

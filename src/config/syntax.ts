@@ -48,14 +48,14 @@ export function parseListenSpec(s: string, side: Side): ListenSpec | string {
 }
 
 /**
- * A static backend: `[set=NAME:]sip:host[:port][;weight=N][;priority=N][;transport=udp|tcp]`.
+ * A static backend: `[set=NAME:]sip:host[:port][;weight=N][;priority=N][;transport=udp|tcp|tls]`.
  * The URI rules, canonical form and id come from discovery/static.ts (the one parser of backend
  * URIs); this adds the `set=NAME:` prefix that lets one flag list carry several sets.
  */
 export function parseBackendSpec(s: string): BackendSpec | string {
   let set = 'default'
   let rest = s
-  if (/^(set=[^:]*:)?sips:/i.test(s)) return `"${s}": sips: needs TLS, which the edge does not speak yet; use sip:...;transport=tcp`
+  if (/^(set=[^:]*:)?sips:/i.test(s)) return `"${s}": write a TLS next hop as sip:HOST:PORT;transport=tls`
   const setMatch = /^set=([^:]*):(.*)$/.exec(s)
   if (setMatch) {
     set = setMatch[1]!
@@ -131,7 +131,7 @@ export function checkSecret(s: string): string | undefined {
 const PLACEHOLDER = /change.?me|replace.?me|your.?secret|placeholder|example/i
 
 export function checkTrunk(s: string): string | undefined {
-  if (/^sips:/i.test(s)) return `"${s}": sips: needs TLS, which the edge does not speak yet; use sip:...;transport=tcp`
+  if (/^sips:/i.test(s)) return `"${s}": write a TLS next hop as sip:HOST:PORT;transport=tls`
   // sip:[user@]host[:port][;params]; a host name is resolved by RFC 3263 (NAPTR, SRV, A) and kept fresh.
   const m = /^sips?:(?:[^@;]+@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(?:;[^;]+)*$/.exec(s)
   const problem = `"${s}" is not a SIP URI (sip:[user@]host[:port][;params])`

@@ -8,7 +8,7 @@ export interface BackendUri {
   /** IPv4 literal, or IPv6 without brackets. */
   host: string
   port: number
-  proto: 'udp' | 'tcp'
+  proto: 'udp' | 'tcp' | 'tls'
   /** URI parameters in order, names lower-cased, `undefined` for a flag parameter. */
   params: Array<[string, string | undefined]>
 }
@@ -57,7 +57,7 @@ export function parseBackendUri(text: string): BackendUri | string {
   }
 
   const params: Array<[string, string | undefined]> = []
-  let proto: 'udp' | 'tcp' = scheme === 'sips' ? 'tcp' : 'udp'
+  let proto: BackendUri['proto'] = scheme === 'sips' ? 'tcp' : 'udp'
   if (paramText !== '') {
     for (const part of paramText.split(';')) {
       const eq = part.indexOf('=')
@@ -68,7 +68,7 @@ export function parseBackendUri(text: string): BackendUri | string {
       if (params.some(([n]) => n === name)) return `duplicate URI parameter "${name}" in "${text}"`
       if (name === 'transport') {
         const v = (value ?? '').toLowerCase()
-        if (v !== 'udp' && v !== 'tcp') return `transport must be udp or tcp (got "${value ?? ''}")`
+        if (v !== 'udp' && v !== 'tcp' && v !== 'tls') return `transport must be udp, tcp or tls (got "${value ?? ''}")`
         proto = v
         params.push([name, v])
         continue

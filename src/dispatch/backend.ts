@@ -77,7 +77,7 @@ export function parseBackendUri(uri: string): BackendTarget {
   const colon = text.indexOf(':')
   if (colon < 0) fail('expected sip:host[:port][;transport=udp|tcp]')
   const scheme = text.slice(0, colon).toLowerCase()
-  if (scheme === 'sips') fail('sips: needs TLS, which is not supported yet; use sip: with ;transport=tcp')
+  if (scheme === 'sips') fail('write a TLS backend as sip:HOST:PORT;transport=tls')
   if (scheme !== 'sip') fail(`unsupported scheme "${scheme}:" (only sip:)`)
   let rest = text.slice(colon + 1)
   const q = rest.indexOf('?')
@@ -124,8 +124,8 @@ export function parseBackendUri(uri: string): BackendTarget {
       const name = (eq >= 0 ? p.slice(0, eq) : p).trim().toLowerCase()
       if (name !== 'transport') continue
       const value = eq >= 0 ? p.slice(eq + 1).trim().toLowerCase() : ''
-      if (value === 'udp' || value === 'tcp') proto = value
-      else fail(`unsupported transport "${value}" (udp or tcp)`)
+      if (value === 'udp' || value === 'tcp' || value === 'tls') proto = value
+      else fail(`unsupported transport "${value}" (udp, tcp or tls)`)
     }
   }
   return { proto, host, port }

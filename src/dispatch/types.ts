@@ -24,7 +24,7 @@ export interface BackendSpec {
 
 /** Where to send to reach a backend: resolved from its URI (IP literals only, no DNS on the hot path). */
 export interface BackendTarget {
-  proto: 'udp' | 'tcp'
+  proto: 'udp' | 'tcp' | 'tls'
   host: string
   port: number
 }

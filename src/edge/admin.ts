@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Logger } from 'pino'
 import { parseHostPort } from './config.js'
 import type { AdminReply } from '../defence/admin.js'
+import type { WebrtcPage } from './webrtc_page.js'
 
 export interface AdminTarget {
   /** Prometheus exposition text. */
@@ -72,11 +73,19 @@ function intParam(q: URLSearchParams, name: string, def: number, min: number, ma
   return n >= min && n <= max ? n : undefined
 }
 
-async function route(target: AdminTarget, req: IncomingMessage, res: ServerResponse, tokenDigest?: Buffer): Promise<void> {
+async function route(target: AdminTarget, req: IncomingMessage, res: ServerResponse, tokenDigest?: Buffer, page?: WebrtcPage): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin.invalid')
   const path = url.pathname
   const method = req.method ?? 'GET'
   const isGet = method === 'GET' || method === 'HEAD'
+
+  // The example softphone: public static files (a browser cannot send the bearer token for a page load).
+  const file = isGet && page !== undefined ? await page.get(path) : undefined
+  if (file !== undefined) {
+    res.writeHead(file.status, { 'content-type': file.type, 'content-length': String(file.body.length), 'cache-control': 'no-store', ...(file.location ? { location: file.location } : {}) })
+    res.end(method === 'HEAD' ? undefined : file.body)
+    return
+  }
 
   if (path === '/healthz') {
     if (!isGet) return send(res, 405, { error: 'method not allowed' }, { allow: 'GET' })
@@ -132,7 +141,7 @@ async function route(target: AdminTarget, req: IncomingMessage, res: ServerRespo
 /** Starts the admin server on `listen` (`host:port`, port 0 = any). */
 export function startAdmin(
   target: AdminTarget,
-  opts: { listen?: string; token?: string; log: AdminLog },
+  opts: { listen?: string; token?: string; log: AdminLog; webrtcPage?: WebrtcPage },
 ): Promise<AdminServer> {
   const listen = opts.listen ?? DEFAULT_ADMIN_LISTEN
   const hp = parseHostPort(listen)
@@ -142,7 +151,7 @@ export function startAdmin(
 
   const server = createServer((req, res) => {
     req.resume() // no endpoint reads a body; drain it so keep-alive works
-    route(target, req, res, tokenDigest).catch((err: unknown) => {
+    route(target, req, res, tokenDigest, opts.webrtcPage).catch((err: unknown) => {
       log.error({ err, path: req.url }, 'admin request failed')
       if (!res.headersSent) send(res, 500, { error: 'internal error' })
       else res.destroy()

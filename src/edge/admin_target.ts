@@ -42,7 +42,7 @@ export function dialogPage(edge: Edge, offset: number, limit: number): { total: 
       callId: d.callId,
       direction: d.direction,
       backend: d.backend?.id,
-      ...(d.media !== undefined ? { media: d.media } : {}),
+      ...(d.media !== undefined ? { media: d.media, rtpengine: edge.rtpengineAddress(d.media) } : {}),
       createdAt: new Date(d.createdAt).toISOString(),
     })),
   }

@@ -22,6 +22,7 @@ import { Transports } from '../transport/transports.js'
 import type { Inbound, Listener, ListenSpec, Peer } from '../transport/types.js'
 import { startAdmin, type AdminServer } from './admin.js'
 import { adminTarget } from './admin_target.js'
+import { webrtcPage } from './webrtc_page.js'
 import { DEFAULT_CONFIG, RESTART_KEYS, changedKeys, parseBackendSpec, validateConfig, type EdgeConfig } from './config.js'
 import { HepExporter } from './hep.js'
 import { componentLogger, createLogger, applyLogLevels } from './logger.js'
@@ -264,6 +265,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
       this.admin = await startAdmin(adminTarget(this), {
         listen: c.admin,
         ...(c.adminToken ? { token: c.adminToken } : {}),
+        ...(c.adminWebrtcPage !== undefined ? { webrtcPage: webrtcPage(c.adminWebrtcPage) } : {}),
         log: adminLog,
       })
     }

@@ -12,6 +12,7 @@ import { Failover } from './failover.js'
 import { KeepaliveTable } from './keepalive.js'
 import { MediaStep } from './media_step.js'
 import { PathStep } from './path.js'
+import { isSecureTransport, isSipsRequest } from './sips.js'
 import type { RequestContext } from './hooks.js'
 import type { ProxyOptions } from './options.js'
 import { Relay } from './relay.js'
@@ -149,6 +150,8 @@ export class Proxy {
     if (existing) return this.servers.retransmission(existing, inb)
     if (method === 'INVITE' && this.servers.wasAnswered(key, Date.now())) return this.core.observer.retransmission()
     if (!this.admission.checkNew(inb, side, this.servers.size)) return
+    // RFC 3261 §26.2.2: a sips request must have come over TLS (WSS counts); over UDP/TCP/WS it is refused.
+    if (!isSecureTransport(inb.source.proto) && isSipsRequest(msg)) return this.core.replyTo(inb, 416, 'Unsupported URI Scheme')
 
     const route = this.routing.processRoutes(msg)
     if (route === 'forged') {

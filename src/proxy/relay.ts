@@ -13,6 +13,7 @@ import type { ProxyCore } from './core.js'
 import { loopBranch, loopHash } from './loop.js'
 import type { MediaStep } from './media_step.js'
 import type { PathStep } from './path.js'
+import { isSecureTransport, isSipsRequest, sipsNotAllowed } from './sips.js'
 import type { RouteState, Routing } from './routing.js'
 import type { ServerTransactions } from './server_tx.js'
 import type { Topology } from './topology.js'
@@ -50,6 +51,11 @@ export class Relay {
     const listener = core.sides.listenerFor(outSide, target.proto)
     if (!listener) {
       this.servers.finalLocal(st, 503, 'Service Unavailable')
+      return false
+    }
+    // RFC 5630: a sips request goes on over TLS only; this next hop is not TLS.
+    if (!isSecureTransport(target.proto) && isSipsRequest(msg)) {
+      this.servers.finalLocal(st, 480, 'Temporarily Unavailable', [sipsNotAllowed(listener.hostport)])
       return false
     }
     // A hook's edits apply to every branch: each attempt (failover) starts from a copy of them.
@@ -174,7 +180,7 @@ export class Relay {
 
   /** A send failed (ICMP unreachable, refused, reset): fail the client transactions waiting on that peer now. */
   sendFailed(err: Error, dest: Peer): void {
-    // A WebSocket client's connection is gone (RFC 7118: never connected back to): 430 Flow Failed (RFC 5626 §5.3).
+    // A client's own connection (WebSocket, or an accepted TCP/TLS flow) is gone, never connected back to: 430 Flow Failed (RFC 5626 §5.3).
     const flowGone = (err as { code?: string }).code === 'ENOTCONN'
     for (const ct of this.clients.values()) {
       if (ct.state !== enumState.trying || ct.target.port !== dest.port || ct.target.address !== dest.address) continue

@@ -11,6 +11,7 @@ import { peerFromUri } from './addressing.js'
 import type { ProxyCore } from './core.js'
 import type { Dialog } from './dialogs.js'
 import { isStrictRoute, rewriteRoutes } from './route_set.js'
+import { isSecureTransport, isSipsRequest } from './sips.js'
 import type { RouteToken } from './tokens.js'
 import type { Topology } from './topology.js'
 import { replacesCallId } from './uri_rewrite.js'
@@ -120,7 +121,12 @@ export class Routing {
       if (!flows) return undefined
     }
     const fromInternal = this.core.sides.twoSided ? side === 'internal' : isFrom(inb.source, flows.internal, flows.external)
-    return fromInternal ? { target: flows.external, outSide: 'public' } : { target: flows.internal, outSide: 'internal' }
+    if (!fromInternal) return { target: flows.internal, outSide: 'internal' }
+    // A caller's TCP/TLS flow is a connection it opened: only that connection reaches it (430 once gone),
+    // never a new one to its ephemeral source port or to whatever its Contact names.
+    const ext = flows.external
+    const accepted = route.token !== undefined && !route.token.outbound && (ext.proto === 'tcp' || ext.proto === 'tls')
+    return { target: accepted ? { ...ext, accepted } : ext, outSide: 'public' }
   }
 
   /**
@@ -171,13 +177,14 @@ export class Routing {
     const internalPeer = outSide === 'internal' ? target : source
     const externalPeer = outSide === 'internal' ? source : target
     const token = this.core.tokens.sealRoute(internalPeer, externalPeer, outSide === 'public', media)
+    const sips = isSipsRequest(msg)
     if (outSide === 'internal') {
       const inner = sides.listenerFor('internal', target.proto) ?? listener
       const outer = sides.listenerFor('public', source.proto) ?? inner
-      const rr = recordRoute(inner, token) + (outer !== inner ? ', ' + recordRoute(outer, token) : '')
+      const rr = recordRoute(inner, token, sips) + (outer !== inner ? ', ' + recordRoute(outer, token, sips) : '')
       ed.prependHeader('Record-Route', rr)
     } else {
-      ed.prependHeader('Record-Route', recordRoute(listener, token))
+      ed.prependHeader('Record-Route', recordRoute(listener, token, sips))
     }
   }
 
@@ -211,7 +218,13 @@ export function setRouteWorker(worker: number): void {
   workerParam = `;${WORKER_PARAM}=${worker}`
 }
 
-/** The edge's Record-Route entry on a listener, carrying the route token (and the worker, with workers). */
-export function recordRoute(l: Listener, token: string): string {
-  return `<sip:${l.hostport}${uriTransportParam(l.spec.proto)};lr${workerParam};${RR_PARAM}=${token}>`
+/**
+ * The edge's Record-Route entry on a listener, carrying the route token (and the worker, with workers).
+ * `sips`: the request was sips (RFC 5630), and an entry facing a TLS or WSS side is a sips URI (TLS implied;
+ * WSS keeps `;transport=ws`).
+ */
+export function recordRoute(l: Listener, token: string, sips = false): string {
+  const proto = l.spec.proto
+  if (sips && isSecureTransport(proto)) return `<sips:${l.hostport}${proto === 'wss' ? ';transport=ws' : ''};lr${workerParam};${RR_PARAM}=${token}>`
+  return `<sip:${l.hostport}${uriTransportParam(proto)};lr${workerParam};${RR_PARAM}=${token}>`
 }

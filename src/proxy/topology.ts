@@ -142,7 +142,7 @@ export class Topology {
       }
       this.trimRecordRoute(msg, ed, 'public')
       this.scrubInternal(msg, ed)
-    } else if (!toPublic && this.core.sides.twoSided && msg.has(H.RecordRoute)) {
+    } else if (!toPublic && msg.has(H.RecordRoute)) {
       this.addInnerRecordRoute(msg, ed, st)
     }
   }
@@ -246,7 +246,10 @@ export class Topology {
     const sk = last.uri.params[RR_PARAM]
     if (typeof sk !== 'string' || !sides.isOwn(last.uri.host, last.uri.port)) return
     const inner = sides.listenerFor('internal', st.source.proto)
-    if (!inner || sides.isOwnOnSide(last.uri.host, last.uri.port, 'internal')) return
+    // Not when that entry already is the listener the backend reached us on. With one set of listeners for
+    // both sides it may still be another transport's (a WSS agent called from a UDP backend): then the
+    // backend needs the entry of its own transport below it.
+    if (!inner || (sides.isOwnOnSide(last.uri.host, last.uri.port, 'internal') && (last.uri.port ?? 5060) === inner.port)) return
     ed.replaceRange(last.end, last.end, ', ' + recordRoute(inner, sk))
   }
 }

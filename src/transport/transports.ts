@@ -116,8 +116,8 @@ export class Transports implements TransportContext {
    * Send one message. UDP goes out of `via` (or the first UDP listener of the destination's family, same
    * side as `via` preferred). TCP/TLS use connection `connId` when it is live, else any connection of that
    * transport to dest address:port, else open one (TLS verified against the CA bundle, SNI from
-   * dest.servername). WebSocket peers are only reachable over a connection they opened: without one the
-   * send fails with ENOTCONN (RFC 7118: never connect back). Failures reach onSendError, asynchronously;
+   * dest.servername). WebSocket peers, and `accepted` TCP/TLS flows, are only reachable over a connection
+   * they opened: without one the send fails with ENOTCONN (RFC 7118, RFC 5626 §5.3: never connect back). Failures reach onSendError, asynchronously;
    * never throws.
    */
   send(buf: Buffer, dest: Peer, via?: Listener, connId?: number): void {
@@ -172,7 +172,7 @@ export class Transports implements TransportContext {
     if (existing !== undefined) return existing.write(buf)
     // Worker processes: the peer's connection may be held by another worker (it accepted it): hand it the bytes.
     if (this.handOff !== undefined && this.handOff(key, buf)) return
-    if (isWebSocketProto(dest.proto)) {
+    if (dest.accepted === true || isWebSocketProto(dest.proto)) {
       throw codedError('ENOTCONN', `no ${dest.proto.toUpperCase()} connection from ${formatHostport(address, dest.port)} (it has closed)`)
     }
     this.connect(dest, address, via).write(buf)

@@ -30,6 +30,12 @@ export interface Peer {
    * certificate must name the IP address (subjectAltName IP).
    */
   servername?: string
+  /**
+   * A flow the peer opened (an accepted TCP/TLS connection named by a dialog's token): reachable only over
+   * that connection; once it is gone the send fails with ENOTCONN instead of dialling the peer's address
+   * (its source port is ephemeral, its Contact may name anything). WebSocket peers always are.
+   */
+  accepted?: boolean
 }
 
 /** A bound socket (UDP) or server (TCP) of the edge. */

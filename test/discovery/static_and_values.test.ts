@@ -25,7 +25,7 @@ t.test('staticBackends: clear errors naming the entry', async (t) => {
     ['sip:127.0.1.2;weight', /weight must be an integer/],
     ['sip:127.0.1.2;priority=-1', /priority must be an integer/],
     ['sip:127.0.1.2;weight=70000', /weight must be an integer from 0 to 65535/],
-    ['sip:127.0.1.2;transport=sctp', /transport must be udp or tcp/],
+    ['sip:127.0.1.2;transport=sctp', /transport must be udp, tcp or tls/],
     ['sip:user@127.0.1.2', /user part/],
     ['sip:127.0.1.2?X=1', /headers/],
     ['sip:[::1', /unterminated IPv6/],

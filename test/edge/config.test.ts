@@ -85,7 +85,7 @@ t.test('every config leaf has exactly one flag and env variable, and --help list
     }
   }
   walk(DEFAULT_CONFIG as unknown as Record<string, unknown>, '')
-  leaves.push('trunk', 'admin', 'adminToken', 'etcd.endpoints', 'etcd.prefix', 'etcd.username', 'etcd.password', 'etcd.cacert', 'etcd.cert', 'etcd.key', 'hep.address', 'hep.id', 'hep.password')
+  leaves.push('trunk', 'admin', 'adminToken', 'adminWebrtcPage', 'etcd.endpoints', 'etcd.prefix', 'etcd.username', 'etcd.password', 'etcd.cacert', 'etcd.cert', 'etcd.key', 'hep.address', 'hep.id', 'hep.password')
   leaves.push('tls.certFile', 'tls.keyFile', 'tls.caFile', 'tls.clientCaFile', 'registrar.set')
   leaves.push('media.localAddress')
   const keys = FLAGS.map((f) => f.key)

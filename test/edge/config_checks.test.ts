@@ -28,8 +28,9 @@ t.test('placeholder secrets are refused, wherever they come from', async (t) => 
 })
 
 t.test('semantic problems: sips:, CIDR host bits, sets nobody serves, TCP next to a TCP wildcard', async (t) => {
-  t.match(load(['--backend', 'sips:127.0.1.1:5061']).errors, [/^backends\[0\]: "sips:127\.0\.1\.1:5061": sips: needs TLS, which the edge does not speak yet/])
-  t.match(load(['--trunk', 'sips:198.51.100.20']).errors, [/^trunk: "sips:198\.51\.100\.20": sips: needs TLS/])
+  t.match(load(['--backend', 'sips:127.0.1.1:5061']).errors, [/^backends\[0\]: "sips:127\.0\.1\.1:5061": write a TLS next hop as sip:HOST:PORT;transport=tls/])
+  t.match(load(['--backend', 'sip:127.0.1.1:5061;transport=tls']).errors, [/^backends\[0\]: "sip:127\.0\.1\.1:5061;transport=tls" needs a tls: listener/])
+  t.match(load(['--trunk', 'sips:198.51.100.20']).errors, [/^trunk: "sips:198\.51\.100\.20": write a TLS next hop as sip:HOST:PORT;transport=tls/])
   t.match(load(['--deny-public', '10.0.0.1/8']).errors, [/^denyPublic\[0\]: "10\.0\.0\.1\/8" has host bits set: did you mean 10\.0\.0\.0\/8\?/])
   t.same(parseCidr('fd00::1/8'), '"fd00::1/8" has host bits set: did you mean fd00::/8?')
   t.same(parseCidr('10.0.0.0/8'), { family: 4, address: '10.0.0.0', bits: 8 })

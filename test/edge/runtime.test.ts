@@ -27,9 +27,9 @@ t.test('engines names the oldest Node that has every API the edge uses (reusePor
 t.test('npx sipedge (the README first command) starts the binary on the pinned Node through its shebang', async (t) => {
   t.equal(readFileSync(join(ROOT, 'dist/edge/cli.js'), 'utf8').split('\n')[0], '#!/usr/bin/env node')
   // npx puts node_modules/.bin first on PATH; `env node` in the shebang then finds the pinned Node.
-  const r = spawnSync('npx', ['--no-install', 'sipedge', 'demo', '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 })
-  t.equal(r.status, 0, r.stderr)
-  const v = spawnSync('npx', ['--no-install', 'node', '-p', 'process.versions.node'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 })
+  const r = spawnSync('npx', ['--no-install', 'sipedge', 'demo', '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 })
+  t.equal(r.status, 0, r.error ? String(r.error) : r.stderr)
+  const v = spawnSync('npx', ['--no-install', 'node', '-p', 'process.versions.node'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 })
   t.equal(v.stdout.trim(), pinned, 'the node npx starts is the pinned one')
 })
 

@@ -191,3 +191,33 @@ t.test('a backend request toward a WebSocket client whose connection is gone get
   t.equal(r.status, 430)
   t.equal(r.reason, 'Flow Failed')
 })
+
+t.test('a backend request toward a TLS caller whose connection is gone gets 430; the edge dials neither its source port nor its Contact', async (t) => {
+  const { backend, tlsPort, port, edge } = await setup(t)
+  // What a guess would reach: a TLS server on the address and port the caller's Via and Contact name.
+  const { createServer } = await import('node:tls')
+  let dialled = 0
+  const contactServer = createServer({ key: readFileSync(pki.server1.key), cert: readFileSync(pki.server1.cert) }, (s) => { dialled++; s.destroy() })
+  contactServer.on('connection', () => dialled++)
+  await new Promise<void>((r) => contactServer.listen(0, '127.0.14.30', r))
+  t.teardown(() => contactServer.close())
+  const contactPort = (contactServer.address() as { port: number }).port
+  const sock = connectTls({ host: EDGE, port: tlsPort, ca: readFileSync(pki.caFile), servername: 'edge.test' })
+  sock.on('error', () => {})
+  t.teardown(() => sock.destroy())
+  const box = inbox()
+  sock.on('data', (d: Buffer) => { for (const part of d.toString().split(/(?=SIP\/2\.0 )/)) if (part.startsWith('SIP/2.0')) box.push(Buffer.from(part)) })
+  await new Promise<void>((resolve, reject) => { sock.once('secureConnect', resolve); sock.once('error', reject) })
+  sock.write(invite('TLS', `127.0.14.30:${contactPort}`, `sip:bob@${EDGE}:${port}`, 'tls-gone'))
+  await box.next((m) => m.status === 200 && m.callId === 'tls-gone', '200 OK over TLS')
+  const inv = await backend.next((m) => m.method === 'INVITE' && m.callId === 'tls-gone')
+  sock.destroy()
+  await until(() => edge.transports.connectionCount() === 0, 'the TLS connection is gone at the edge', WAIT)
+  const bye = backendBye(backend.port, port, `127.0.14.30:${contactPort}`, 'tls-gone', inv.getHeaders('Record-Route').join(', ')).replace(';transport=ws', ';transport=tls')
+  backend.send(bye, EDGE, port)
+  const r = await backend.next((m) => m.status >= 200 && m.cseq.method === 'BYE', WAIT)
+  t.equal(r.status, 430)
+  t.equal(r.reason, 'Flow Failed')
+  t.equal(dialled, 0, 'no connection to the address the Contact names')
+  t.equal(edge.transports.connectionCount(), 0, 'and none toward the caller')
+})
