@@ -471,7 +471,8 @@ function etcdConnection(e: NonNullable<EdgeConfig['etcd']>): { auth?: { username
   return { ...(e.username ? { auth: { username: e.username, password: e.password ?? '' } } : {}), ...(tls ? { tls } : {}) }
 }
 
-const UDP_BUFFER_BYTES = 4 * 1024 * 1024
+/** SO_RCVBUF/SO_SNDBUF of the UDP listeners (and of the workers' relay sockets, which take half their traffic). */
+export const UDP_BUFFER_BYTES = 4 * 1024 * 1024
 
 /** Config `domains` as Sides takes them (validated already: a bad entry cannot get here). */
 function servedDomains(list: readonly string[]): ServedDomain[] {

@@ -132,6 +132,10 @@ export class MediaAnchor {
   private readonly migrateOnDown: boolean
   private readonly onEvent: MediaAnchorOptions['onEvent']
   private readonly inFlight = new Map<string, InFlight>()
+  /** NG `direction` for (public, public), (public, internal), (internal, public), (internal, internal). */
+  private readonly directions: ReadonlyArray<readonly [string, string]>
+  /** The flags of every call, or undefined when there are none (no empty list sent). */
+  private readonly baseFlags: readonly string[] | undefined
 
   constructor(o: MediaAnchorOptions) {
     this.client = o.client
@@ -147,6 +151,9 @@ export class MediaAnchor {
     this.timeoutMs = o.timeoutMs
     this.migrateOnDown = o.migrateOnDown ?? true
     this.onEvent = o.onEvent
+    const [pub, int] = [this.ifPublic, this.ifInternal]
+    this.directions = [[pub, pub], [pub, int], [int, pub], [int, int]]
+    this.baseFlags = this.extra?.flags !== undefined && this.extra.flags.length > 0 ? this.extra.flags : undefined
   }
 
   /**
@@ -260,29 +267,22 @@ export class MediaAnchor {
   }
 
   private args(cmd: 'offer' | 'answer', call: MediaCall, from: Side, to: Side, sdp: Buffer, extra: MediaExtra | undefined, webrtc: WebrtcEnds | undefined): Record<string, BInput | undefined> {
-    const flags = [...(this.extra?.flags ?? []), ...(extra?.flags ?? [])]
     // The receiving end's profile: WebRTC toward a browser, plain RTP toward the other end of a browser's call;
     // a call without browsers keeps what its ends offered (only ICE removed toward the backends).
     const profile = webrtc?.to ? (cmd === 'offer' ? TOWARD_BROWSER_OFFER : TOWARD_BROWSER_ANSWER) : webrtc?.from ? TOWARD_PLAIN : undefined
-    return {
-      ...profile,
-      ...this.extra,
-      ...extra,
-      'call-id': call.callId,
-      'from-tag': call.offererTag,
-      'to-tag': call.answererTag,
-      'via-branch': call.viaBranch,
-      sdp,
-      // rtpengine 10.5: the sender's side first, then the receiver's.
-      direction: [this.iface(from), this.iface(to)],
-      replace: this.replace,
-      ICE: profile !== undefined ? profile['ICE'] as string : to === 'internal' ? this.iceInternal : undefined,
-      flags: flags.length > 0 ? flags : undefined,
-    }
-  }
-
-  private iface(side: Side): string {
-    return side === 'public' ? this.ifPublic : this.ifInternal
+    // Every offer and answer builds this: no spreads or arrays unless a profile or per-set extra asks for them.
+    const a: Record<string, BInput | undefined> = profile === undefined && this.extra === undefined && extra === undefined ? {} : { ...profile, ...this.extra, ...extra }
+    a['call-id'] = call.callId
+    a['from-tag'] = call.offererTag
+    a['to-tag'] = call.answererTag
+    a['via-branch'] = call.viaBranch
+    a['sdp'] = sdp
+    // rtpengine 10.5: the sender's side first, then the receiver's (the four pairs are built once).
+    a['direction'] = this.directions[from === 'public' ? (to === 'public' ? 0 : 1) : (to === 'public' ? 2 : 3)]
+    a['replace'] = this.replace
+    a['ICE'] = profile !== undefined ? profile['ICE'] as string : to === 'internal' ? this.iceInternal : undefined
+    a['flags'] = extra?.flags !== undefined && extra.flags.length > 0 ? [...(this.extra?.flags ?? []), ...extra.flags] : this.baseFlags
+    return a
   }
 
   /** The instance named by `id`, or (down/unknown, migrateOnDown) the rendezvous choice for the call. */

@@ -20,99 +20,107 @@ export class BencodeError extends Error {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Encode: one pass to size, one pass to write into a single Buffer (no intermediate chunks).
+// Encode: one pass into a scratch Buffer kept between calls (grown and retried when a value does not
+// fit), then one copy out of exactly the right size. Every NG command is encoded here, so nothing per
+// key is allocated: keys sort as JS strings, byte order for them (see sortedKeys).
 
 const C_I = 0x69, C_L = 0x6c, C_D = 0x64, C_E = 0x65, C_COLON = 0x3a, C_MINUS = 0x2d, C_0 = 0x30, C_9 = 0x39
 
-function digits(n: number): number {
-  // Decimal length of a non-negative safe integer.
-  let d = 1
-  while (n >= 10) { n = Math.floor(n / 10); d++ }
-  return d
-}
-
-function intLength(n: number): number {
-  return 2 + (n < 0 ? 1 + digits(-n) : digits(n))
-}
+let scratch = Buffer.allocUnsafe(16 * 1024)
+/** Thrown by the writers when the scratch Buffer is too small; encode() grows it and starts again. */
+const FULL = Symbol('bencode scratch full')
 
 function sortedKeys(o: Record<string, unknown>): string[] {
   const keys: string[] = []
-  for (const k of Object.keys(o)) if (o[k] !== undefined && o[k] !== null) keys.push(k)
-  // BEP 3: keys sorted as raw byte strings. Plain `<` on JS strings compares UTF-16 units, which
-  // differs from byte order only for astral vs high-BMP characters: compare bytes to be exact.
-  return keys.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+  let bmpBelowSurrogates = true
+  for (const k of Object.keys(o)) {
+    if (o[k] === undefined || o[k] === null) continue
+    keys.push(k)
+    for (let i = 0; i < k.length && bmpBelowSurrogates; i++) if (k.charCodeAt(i) >= 0xd800) bmpBelowSurrogates = false
+  }
+  // BEP 3: keys sorted as raw byte strings. UTF-16 unit order is UTF-8 byte order unless a surrogate pair
+  // meets a character at or above U+E000 (NG keys are ASCII): only then compare the bytes.
+  return bmpBelowSurrogates ? keys.sort() : keys.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
 }
 
-function size(v: unknown, depth: number): number {
-  if (depth > 64) throw new BencodeError('nesting deeper than 64', -1)
-  if (typeof v === 'string') { const n = Buffer.byteLength(v); return digits(n) + 1 + n }
-  if (Buffer.isBuffer(v)) return digits(v.length) + 1 + v.length
-  if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) throw new BencodeError(`cannot encode non-integer number ${v}`, -1)
-    return intLength(v)
-  }
-  if (typeof v === 'boolean') return 3 // i0e / i1e
-  if (Array.isArray(v)) {
-    let n = 2
-    for (const x of v) n += size(x, depth + 1)
-    return n
-  }
-  if (typeof v === 'object' && v !== null) {
-    const o = v as Record<string, unknown>
-    let n = 2
-    for (const k of sortedKeys(o)) n += size(k, depth + 1) + size(o[k], depth + 1)
-    return n
-  }
-  throw new BencodeError(`cannot encode ${v === null ? 'null' : typeof v}`, -1)
-}
-
+/** Writes the decimal digits of a safe integer. */
 function writeInt(buf: Buffer, pos: number, n: number): number {
-  return pos + buf.write(String(n), pos, 'latin1')
+  if (n < 0) { buf[pos++] = C_MINUS; n = -n }
+  let d = 1
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) d++
+  if (pos + d > buf.length) throw FULL
+  for (let i = pos + d - 1; i >= pos; i--) { buf[i] = C_0 + (n % 10); n = Math.floor(n / 10) }
+  return pos + d
 }
 
-function write(buf: Buffer, pos: number, v: unknown): number {
+function write(buf: Buffer, pos: number, v: unknown, depth: number): number {
+  // Room for the small fixed parts (type byte, 'e', ':', a sign); lengths are checked where they vary.
+  if (pos + 4 > buf.length) throw FULL
   if (typeof v === 'string') {
     const n = Buffer.byteLength(v)
     pos = writeInt(buf, pos, n)
+    if (pos + 1 + n > buf.length) throw FULL
     buf[pos++] = C_COLON
     return pos + buf.write(v, pos, 'utf8')
   }
   if (Buffer.isBuffer(v)) {
     pos = writeInt(buf, pos, v.length)
+    if (pos + 1 + v.length > buf.length) throw FULL
     buf[pos++] = C_COLON
     return pos + v.copy(buf, pos)
   }
-  if (typeof v === 'number' || typeof v === 'boolean') {
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new BencodeError(`cannot encode non-integer number ${v}`, -1)
     buf[pos++] = C_I
-    pos = writeInt(buf, pos, typeof v === 'boolean' ? (v ? 1 : 0) : v)
+    pos = writeInt(buf, pos, v)
+    if (pos + 1 > buf.length) throw FULL
     buf[pos++] = C_E
     return pos
   }
+  if (typeof v === 'boolean') {
+    buf[pos++] = C_I
+    buf[pos++] = v ? C_0 + 1 : C_0
+    buf[pos++] = C_E
+    return pos
+  }
+  if (typeof v !== 'object' || v === null) throw new BencodeError(`cannot encode ${v === null ? 'null' : typeof v}`, -1)
+  if (depth > 64) throw new BencodeError('nesting deeper than 64', -1)
   if (Array.isArray(v)) {
     buf[pos++] = C_L
-    for (const x of v) pos = write(buf, pos, x)
+    for (const x of v) pos = write(buf, pos, x, depth + 1)
+    if (pos + 1 > buf.length) throw FULL
     buf[pos++] = C_E
     return pos
   }
   const o = v as Record<string, unknown>
   buf[pos++] = C_D
   for (const k of sortedKeys(o)) {
-    pos = write(buf, pos, k)
-    pos = write(buf, pos, o[k])
+    pos = write(buf, pos, k, depth + 1)
+    pos = write(buf, pos, o[k], depth + 1)
   }
+  if (pos + 1 > buf.length) throw FULL
   buf[pos++] = C_E
   return pos
 }
 
 /** Encodes `v`; `prefix` (e.g. the NG cookie and its space) is written in front in the same Buffer. */
 export function encode(v: BInput, prefix?: string): Buffer {
-  const pre = prefix === undefined ? 0 : Buffer.byteLength(prefix)
-  const n = size(v, 0)
-  const buf = Buffer.allocUnsafe(pre + n)
-  if (prefix !== undefined) buf.write(prefix, 0, 'utf8')
-  const end = write(buf, pre, v)
-  if (end !== pre + n) throw new BencodeError(`internal size mismatch (${end} != ${pre + n})`, -1)
-  return buf
+  for (;;) {
+    try {
+      const pre = prefix === undefined ? 0 : Buffer.byteLength(prefix)
+      if (pre > scratch.length) throw FULL
+      if (prefix !== undefined) scratch.write(prefix, 0, 'utf8')
+      const end = write(scratch, pre, v, 0)
+      const out = Buffer.allocUnsafe(end)
+      scratch.copy(out, 0, 0, end)
+      // A huge value grew the scratch: do not keep megabytes for the rest of the process.
+      if (scratch.length > 256 * 1024) scratch = Buffer.allocUnsafe(16 * 1024)
+      return out
+    } catch (err) {
+      if (err !== FULL) throw err
+      scratch = Buffer.allocUnsafe(scratch.length * 2)
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -126,6 +134,11 @@ export interface DecodeOptions {
   maxDepth?: number
   /** Start offset in the buffer (default 0). The value must end exactly at the buffer's end. */
   offset?: number
+  /**
+   * Top-level dict only: its list and dict values are checked (same bounds) but not built, and left out.
+   * For NG replies whose statistics nobody reads (a `delete` reply carries a dict per stream).
+   */
+  shallow?: boolean
 }
 
 class Decoder {
@@ -135,6 +148,8 @@ class Decoder {
     start: number,
     readonly mode: 'latin1' | 'utf8' | 'buffer',
     readonly maxDepth: number,
+    /** Depth of the dict whose nested values are skipped (1: the top level), or -1. */
+    readonly shallowAt: number,
   ) {
     this.pos = start
   }
@@ -180,6 +195,13 @@ class Decoder {
 
   /** Reads `<len>:<bytes>` and returns the bytes in the given form. */
   str(mode: 'latin1' | 'utf8' | 'buffer'): string | Buffer {
+    const start = this.strStart()
+    if (mode === 'buffer') return this.buf.subarray(start, this.pos)
+    return this.buf.toString(mode, start, this.pos)
+  }
+
+  /** Checks `<len>:` and that the bytes are there, moves past them, and returns where they start. */
+  strStart(): number {
     const buf = this.buf
     let p = this.pos
     let len = 0
@@ -199,8 +221,7 @@ class Decoder {
     // Checked before slicing: a claimed length past the end allocates nothing.
     if (len > buf.length - start) this.fail(`string of ${len} bytes runs past the end`)
     this.pos = start + len
-    if (mode === 'buffer') return buf.subarray(start, start + len)
-    return buf.toString(mode, start, start + len)
+    return start
   }
 
   list(depth: number): BValue[] {
@@ -227,14 +248,40 @@ class Decoder {
       // Keys are always strings; rtpengine does not sort them, so order is not enforced.
       const key = this.str(this.mode === 'utf8' ? 'utf8' : 'latin1') as string
       if (key in out) { this.pos = at; this.fail(`duplicate dict key '${key}'`) }
+      const v = this.buf[this.pos]
+      if (this.shallowAt === depth && (v === C_L || v === C_D)) {
+        this.skip(depth)
+        continue
+      }
       out[key] = this.value(depth)
+    }
+  }
+
+  /** Walks one value with the same checks as value() and builds nothing. */
+  skip(depth: number): void {
+    const c = this.buf[this.pos]
+    if (c === undefined) this.fail('unexpected end of input')
+    if (c === C_I) { this.int(); return }
+    if (c >= C_0 && c <= C_9) { this.strStart(); return }
+    if (c !== C_L && c !== C_D) this.fail(`unexpected byte 0x${c.toString(16).padStart(2, '0')}`)
+    if (depth >= this.maxDepth) this.fail(`nesting deeper than ${this.maxDepth}`)
+    this.pos++
+    for (;;) {
+      const n = this.buf[this.pos]
+      if (n === undefined) this.fail(c === C_L ? 'unterminated list' : 'unterminated dict')
+      if (n === C_E) { this.pos++; return }
+      if (c === C_D) {
+        if (n < C_0 || n > C_9) this.fail('dict key is not a string')
+        this.strStart()
+      }
+      this.skip(depth + 1)
     }
   }
 }
 
 /** Decodes exactly one value spanning `buf` from `offset` to its end; throws BencodeError otherwise. */
 export function decode(buf: Buffer, opts: DecodeOptions = {}): BValue {
-  const d = new Decoder(buf, opts.offset ?? 0, opts.strings ?? 'latin1', opts.maxDepth ?? 32)
+  const d = new Decoder(buf, opts.offset ?? 0, opts.strings ?? 'latin1', opts.maxDepth ?? 32, opts.shallow === true ? 1 : -1)
   const v = d.value(0)
   if (d.pos !== buf.length) d.fail(`${buf.length - d.pos} trailing bytes`)
   return v

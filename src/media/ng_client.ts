@@ -3,7 +3,6 @@
 // answered from that cache and never executes a command twice (an offer is not allocated twice).
 import { randomBytes } from 'node:crypto'
 import { type RemoteInfo, type Socket } from 'node:dgram'
-import { isIPv6 } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { bindClientSockets } from '../util/client_sockets.js'
 import { BencodeError, decode, encode, isDict, type BDict, type BInput, type BValue } from './bencode.js'
@@ -90,10 +89,11 @@ interface Pending {
   readonly start: number
   readonly deadline: number
   interval: number
+  /** When the shared tick next acts on this request: a retransmission, or the give-up when `final`. */
+  due: number
   retransmits: number
-  /** The running timer is the give-up, not a retransmission (timers can fire a hair early). */
+  /** The next action is the give-up, not a retransmission. */
   final: boolean
-  timer: NodeJS.Timeout | undefined
   resolve: (v: BDict) => void
   reject: (e: Error) => void
 }
@@ -101,8 +101,10 @@ interface Pending {
 /**
  * One UDP socket per address family serving any number of rtpengine instances. Requests are matched
  * by cookie (and the reply's source must be the target), retransmitted with the same bytes on a
- * doubling interval, and given up after `timeoutMs`. The per-request timer gets the pending entry as
- * its argument, so the hot path allocates no closures beyond the Promise's own.
+ * doubling interval, and given up after `timeoutMs`. One shared timer ticks while requests are in flight
+ * (every retransmitMs/8, 2 to 50 ms) and acts on those that are due, rather than a timer set and cleared per
+ * command: replies mostly come within a millisecond, so per-command timers were almost all cleared unused.
+ * Retransmissions and give-ups are late by at most one tick.
  */
 export class NgClient {
   private readonly retransmitMs: number
@@ -119,6 +121,8 @@ export class NgClient {
   private udp6: Socket | undefined
   private binding: Promise<void> | undefined
   private closed = false
+  private readonly tickMs: number
+  private ticker: NodeJS.Timeout | undefined
   readonly stats: NgClientStats = { sent: 0, retransmits: 0, timeouts: 0, errors: 0, unmatched: 0, pending: 0 }
 
   constructor(opts: NgClientOptions = {}) {
@@ -127,8 +131,9 @@ export class NgClient {
     this.maxPending = Math.max(1, opts.maxPending ?? 10_000)
     this.localAddress = opts.localAddress
     this.onCommand = opts.onCommand
+    this.tickMs = Math.min(50, Math.max(2, Math.floor(Math.min(this.retransmitMs, this.timeoutMs) / 8)))
     this.onMessage = this.onMessage.bind(this)
-    this.onTimer = this.onTimer.bind(this)
+    this.onTick = this.onTick.bind(this)
   }
 
   /** Binds the sockets (also done by the first request). */
@@ -141,6 +146,8 @@ export class NgClient {
   async close(): Promise<void> {
     this.closed = true
     for (const p of [...this.pending.values()]) this.settle(p, 'closed', undefined, new NgError('closed', p.command, p.target, 'client closed'))
+    if (this.ticker !== undefined) clearInterval(this.ticker)
+    this.ticker = undefined
     await this.binding?.catch(() => undefined)
     const closing: Array<Promise<void>> = []
     for (const s of [this.udp4, this.udp6]) if (s !== undefined) closing.push(new Promise<void>((r) => s.close(() => r())))
@@ -163,22 +170,23 @@ export class NgClient {
     if (this.pending.size >= this.maxPending) {
       throw new NgError('overload', command, target, `${this.pending.size} requests in flight`)
     }
-    const sock = isIPv6(target.host) ? this.udp6 : this.udp4
+    // Targets are IP literals (no regex per command): only an IPv6 one has a colon.
+    const sock = target.host.includes(':') ? this.udp6 : this.udp4
     if (sock === undefined) throw new NgError('closed', command, target, 'no socket for this address family')
     const cookie = `${this.cookiePrefix}${(this.seq++).toString(36)}`
     const msg = encode(args === undefined ? { command } : { ...args, command }, `${cookie} `)
     return new Promise<BDict>((resolve, reject) => {
       const start = performance.now()
+      const interval = Math.min(this.retransmitMs, timeoutMs)
       const p: Pending = {
         cookie, command, target, msg, sock, start,
         deadline: start + timeoutMs,
-        interval: Math.min(this.retransmitMs, timeoutMs),
-        retransmits: 0, final: this.retransmitMs >= timeoutMs, timer: undefined, resolve, reject,
+        interval, due: start + interval,
+        retransmits: 0, final: this.retransmitMs >= timeoutMs, resolve, reject,
       }
-      if (this.pending.size === 0) this.refSockets(true)
       this.pending.set(cookie, p)
       this.stats.pending = this.pending.size
-      p.timer = setTimeout(this.onTimer, p.interval, p)
+      this.armTicker()
       this.stats.sent++
       // No callback: an unconnected UDP socket learns nothing from ICMP; loss shows as a timeout.
       sock.send(msg, target.port, target.host)
@@ -224,9 +232,31 @@ export class NgClient {
     return { sdp: Buffer.from(sdp, 'latin1'), reply }
   }
 
-  private onTimer(p: Pending): void {
-    if (this.pending.get(p.cookie) !== p) return
+  /**
+   * The shared timer runs while requests are in flight and holds the process open only then (the
+   * sockets never do). It is started once and keeps running through busy periods: stopping and
+   * starting it on every idle gap would cost what a timer per command cost.
+   */
+  private armTicker(): void {
+    if (this.ticker === undefined) this.ticker = setInterval(this.onTick, this.tickMs)
+    else if (!this.ticker.hasRef()) this.ticker.ref()
+  }
+
+  private onTick(): void {
+    if (this.pending.size === 0) {
+      // Idle for a whole tick: stop until the next request.
+      clearInterval(this.ticker)
+      this.ticker = undefined
+      return
+    }
     const now = performance.now()
+    for (const p of this.pending.values()) {
+      // Settling deletes from the Map being iterated: allowed, the iteration goes on with the next entry.
+      if (p.due <= now + 1) this.due(p, now)
+    }
+  }
+
+  private due(p: Pending, now: number): void {
     const left = p.deadline - now
     if (p.final || left <= 1) {
       this.stats.timeouts++
@@ -240,7 +270,7 @@ export class NgClient {
     p.sock.send(p.msg, p.target.port, p.target.host)
     p.interval *= 2
     p.final = p.interval >= left
-    p.timer = setTimeout(this.onTimer, p.final ? left : p.interval, p)
+    p.due = now + (p.final ? left : p.interval)
   }
 
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
@@ -255,7 +285,8 @@ export class NgClient {
     }
     let reply: BValue
     try {
-      reply = decode(msg, { offset: sp + 1 })
+      // Nobody reads a delete's per-stream statistics: they are checked, not built.
+      reply = decode(msg, { offset: sp + 1, shallow: p.command === 'delete' })
     } catch (err) {
       const why = err instanceof BencodeError ? err.message : String(err)
       this.settle(p, 'error', undefined, new NgError('protocol', p.command, p.target, `undecodable reply: ${why}`))
@@ -278,8 +309,8 @@ export class NgClient {
     if (this.pending.get(p.cookie) !== p) return
     this.pending.delete(p.cookie)
     this.stats.pending = this.pending.size
-    if (this.pending.size === 0) this.refSockets(false)
-    if (p.timer !== undefined) clearTimeout(p.timer)
+    // Nothing waits: the ticker no longer holds the process (it stops itself at its next tick).
+    if (this.pending.size === 0) this.ticker?.unref()
     if (outcome === 'error') this.stats.errors++
     if (this.onCommand !== undefined) {
       try {
@@ -290,17 +321,9 @@ export class NgClient {
     else p.resolve(reply as BDict)
   }
 
-  /** Sockets keep the process alive only while a request waits for its reply. */
-  private refSockets(on: boolean): void {
-    for (const s of [this.udp4, this.udp6]) {
-      if (s === undefined) continue
-      if (on) s.ref()
-      else s.unref()
-    }
-  }
-
   private async bind(): Promise<void> {
-    const { udp4, udp6 } = await bindClientSockets(this.localAddress, this.onMessage, () => this.pending.size > 0)
+    // The sockets never hold the process open: the ticker does while a request waits.
+    const { udp4, udp6 } = await bindClientSockets(this.localAddress, this.onMessage, () => false)
     this.udp4 = udp4
     this.udp6 = udp6
     if (this.closed) {

@@ -44,6 +44,8 @@ export function findSdp(contentType: string | undefined, body: Buffer): SdpLocat
   if (body.length === 0) return undefined
   // RFC 3261 20.15: a body without Content-Type is application/sdp... only when it looks like SDP.
   if (contentType === undefined) return startsLikeSdp(body, 0) ? { start: 0, end: body.length, multipart: false } : undefined
+  // The common case without the Content-Type parser (and its regexes): exactly `application/sdp`.
+  if (contentType.length === 15 && contentType.toLowerCase() === 'application/sdp') return { start: 0, end: body.length, multipart: false }
   const loc = find(parseContentType(contentType), body, 0, body.length, 0)
   return loc
 }

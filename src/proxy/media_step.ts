@@ -1,10 +1,10 @@
 // The media step of the proxy (rtpengine anchoring of SDP), between routing and relay, and what it keeps per
 // transaction (src/media/anchor.ts has the policy and the description of how messages are held while
 // rtpengine answers).
-import type { MediaAnchor, MediaExtra, MediaResult, WebrtcEnds } from '../media/anchor.js'
+import type { MediaAnchor, MediaCall, MediaExtra, MediaResult, WebrtcEnds } from '../media/anchor.js'
 import type { MediaMode } from '../media/config.js'
 import type { MediaStats } from '../media/metrics.js'
-import { findSdp } from '../media/sdp_body.js'
+import { findSdp, type SdpLocation } from '../media/sdp_body.js'
 import { H, newBranch, type SipMessage } from '../sip/index.js'
 import type { Inbound, Listener, Peer, Side, TransportProto } from '../transport/types.js'
 import type { ProxyCore } from './core.js'
@@ -40,6 +40,9 @@ export interface CallMedia {
   /** Responses held for rtpengine, relayed in arrival order. */
   chain: Promise<void> | undefined
 }
+
+/** A set without per-set media settings, and every re-offer (the call's instance is known). */
+const ANCHOR_PLAIN: { mode: MediaMode; extra: MediaExtra | undefined } = Object.freeze({ mode: 'anchor', extra: undefined })
 
 /** Browsers speak SIP over WebSocket (RFC 7118) and WebRTC media; every other transport carries plain RTP peers. */
 const isBrowser = (proto: TransportProto | undefined): boolean => proto === 'ws' || proto === 'wss'
@@ -117,7 +120,7 @@ export class MediaStep {
   offer(st: ServerTx, inSide: Side, outSide: Side, instance: string | undefined, go: () => void, outProto?: TransportProto): void {
     const media = this.media
     const msg = st.request!
-    const conf = instance === undefined ? (media.forSet?.(st.set) ?? { mode: 'anchor' as const, extra: undefined }) : { mode: 'anchor' as const, extra: undefined }
+    const conf = instance === undefined ? (media.forSet?.(st.set) ?? ANCHOR_PLAIN) : ANCHOR_PLAIN
     if (conf.mode === 'off') return go()
     const callId = this.internalCallId(msg.callId, inSide)
     const initial = msg.toTag === undefined
@@ -128,31 +131,50 @@ export class MediaStep {
       if (id !== undefined) this.callMedia.set(st, { instance: id, callId, offered: false, body: undefined, contentLength: 0, initial, extra: conf.extra, chain: undefined })
       return go()
     }
-    const sdp = msg.body.subarray(loc.start, loc.end)
-    const call = { callId, offererTag: msg.fromTag ?? '', ...(msg.toTag !== undefined ? { answererTag: msg.toTag } : {}) }
-    const webrtc = webrtcEnds(st.source.proto, outProto)
-    media.anchor.offer(call, inSide, outSide, sdp, { ...(instance !== undefined ? { instance } : {}), ...(conf.extra ? { extra: conf.extra } : {}), ...(webrtc ? { webrtc } : {}) }).then((r) => {
-      if (st.cancelled || st.lastStatus >= 200) {
-        // CANCELled while rtpengine was asked: nothing went downstream, end it here.
-        if (r.action === 'anchored' && initial) void media.anchor.delete({ callId }, r.instance)
-        if (st.cancelled) this.servers.finalLocal(st, 487, 'Request Terminated')
-        return
-      }
-      if (r.action === 'reject') {
-        this.core.log.warn({ callId: msg.callId, reason: r.reason, rtpengine: r.instance }, 'media: offer failed, request rejected')
-        return this.servers.finalLocal(st, r.status, 'Service Unavailable', [['Retry-After', '5']])
-      }
-      if (r.action === 'anchored') {
-        const body = spliceBody(msg.body, loc, r)
-        this.callMedia.set(st, { instance: r.instance, callId, offered: true, body, contentLength: Buffer.byteLength(body), initial, extra: conf.extra, chain: undefined })
-      } else {
-        this.core.log.warn({ callId: msg.callId, reason: r.reason, rtpengine: r.instance }, 'media: offer failed, SDP passed through')
-      }
+    void this.offerThenGo(st, inSide, outSide, instance, conf.extra, callId, initial, loc, go, outProto)
+  }
+
+  /** offer()'s round trip to rtpengine and what follows it (one async method: no closures per request). */
+  private async offerThenGo(st: ServerTx, inSide: Side, outSide: Side, instance: string | undefined, extra: MediaExtra | undefined,
+    callId: string, initial: boolean, loc: SdpLocation, go: () => void, outProto: TransportProto | undefined): Promise<void> {
+    const media = this.media
+    const msg = st.request!
+    let r: MediaResult
+    try {
+      const webrtc = webrtcEnds(st.source.proto, outProto)
+      const call: MediaCall = { callId, offererTag: msg.fromTag ?? '' }
+      if (msg.toTag !== undefined) call.answererTag = msg.toTag
+      const o: { instance?: string; extra?: MediaExtra; webrtc?: WebrtcEnds } = {}
+      if (instance !== undefined) o.instance = instance
+      if (extra !== undefined) o.extra = extra
+      if (webrtc !== undefined) o.webrtc = webrtc
+      r = await media.anchor.offer(call, inSide, outSide, msg.body.subarray(loc.start, loc.end), o)
+    } catch (err) {
+      this.core.log.error({ err, callId: msg.callId }, 'media: offer step failed')
+      return this.servers.finalLocal(st, 500, 'Server Internal Error')
+    }
+    if (st.cancelled || st.lastStatus >= 200) {
+      // CANCELled while rtpengine was asked: nothing went downstream, end it here.
+      if (r.action === 'anchored' && initial) void media.anchor.delete({ callId }, r.instance)
+      if (st.cancelled) this.servers.finalLocal(st, 487, 'Request Terminated')
+      return
+    }
+    if (r.action === 'reject') {
+      this.core.log.warn({ callId: msg.callId, reason: r.reason, rtpengine: r.instance }, 'media: offer failed, request rejected')
+      return this.servers.finalLocal(st, r.status, 'Service Unavailable', [['Retry-After', '5']])
+    }
+    if (r.action === 'anchored') {
+      const body = spliceBody(msg.body, loc, r)
+      this.callMedia.set(st, { instance: r.instance, callId, offered: true, body, contentLength: Buffer.byteLength(body), initial, extra, chain: undefined })
+    } else {
+      this.core.log.warn({ callId: msg.callId, reason: r.reason, rtpengine: r.instance }, 'media: offer failed, SDP passed through')
+    }
+    try {
       go()
-    }, (err: unknown) => {
+    } catch (err) {
       this.core.log.error({ err, callId: msg.callId }, 'media: offer step failed')
       this.servers.finalLocal(st, 500, 'Server Internal Error')
-    })
+    }
   }
 
   /** What every branch of an anchored request carries: rtpengine's body and the instance for the token. */
@@ -221,42 +243,58 @@ export class MediaStep {
     const status = msg.status
     const loc = status > 100 && status < 300 ? findSdp(msg.contentType, msg.body) : undefined
     if (loc === undefined && cm.chain === undefined) return false
-    const media = this.media
-    const step = async (): Promise<void> => {
-      // A copy of a 2xx queued before the edge ended the dialog: only the ACK again.
-      if (status >= 200 && this.endedBranches.has(ct)) return this.endAnswered(ct, msg)
-      let body: string | undefined
-      if (loc !== undefined) {
-        const sdp = msg.body.subarray(loc.start, loc.end)
-        const from: Side = this.topology.isInternalPeer(ct) ? 'internal' : 'public'
-        const fromTag = msg.fromTag ?? ''
-        const toTag = msg.toTag ?? ''
-        const webrtc = webrtcEnds(ct.target.proto, st.source.proto)
-        const o = { ...(cm.extra ? { extra: cm.extra } : {}), ...(webrtc ? { webrtc } : {}) }
-        // No offer in the request: a 2xx with SDP offers (the UAS is the offerer), the ACK answers.
-        const r: MediaResult = cm.offered
-          ? await media.anchor.answer({ callId: cm.callId, offererTag: fromTag, answererTag: toTag }, from, st.side, sdp, cm.instance, o)
-          : status >= 200
-            ? await media.anchor.offer({ callId: cm.callId, offererTag: toTag, answererTag: fromTag }, from, st.side, sdp, { instance: cm.instance, ...o })
-            : { action: 'passthrough', reason: 'provisional SDP without an offer', instance: cm.instance }
-        if (r.action === 'anchored') body = spliceBody(msg.body, loc, r)
-        else if (r.action === 'reject') {
-          this.core.log.warn({ callId: msg.callId, status, reason: r.reason, rtpengine: r.instance }, 'media: answer failed, response not relayed')
-          // A provisional is dropped. A 2xx becomes our failure upstream, and the edge ends the answered
-          // dialog itself (ACK, then BYE); 2xx retransmissions only get the ACK again.
-          if (status >= 200) {
-            this.endAnswered(ct, msg)
-            this.servers.finalLocal(st, r.status, 'Service Unavailable')
-          }
-          return
-        }
-      }
-      this.relay.relayResponse(st, ct, msg, { body })
-    }
-    cm.chain = (cm.chain ?? Promise.resolve()).then(step).catch((err: unknown) => {
-      this.core.log.error({ err, callId: msg.callId }, 'media: answer step failed')
-    })
+    cm.chain = this.heldResponse(st, ct, msg, cm, loc, cm.chain)
     return true
+  }
+
+  /**
+   * One held response, after the one held before it (`prev`, which never rejects): answer (or late offer) in
+   * rtpengine, then relayed with rtpengine's SDP. One async method per response instead of closures.
+   */
+  private async heldResponse(st: ServerTx, ct: ClientTx, msg: SipMessage, cm: CallMedia, loc: SdpLocation | undefined, prev: Promise<void> | undefined): Promise<void> {
+    // Never synchronously inside takes(): the relay path finishes before this response moves on.
+    await prev
+    try {
+      await this.answerAndRelay(st, ct, msg, cm, loc)
+    } catch (err) {
+      this.core.log.error({ err, callId: msg.callId }, 'media: answer step failed')
+    }
+  }
+
+  private async answerAndRelay(st: ServerTx, ct: ClientTx, msg: SipMessage, cm: CallMedia, loc: SdpLocation | undefined): Promise<void> {
+    const media = this.media
+    const status = msg.status
+    // A copy of a 2xx queued before the edge ended the dialog: only the ACK again.
+    if (status >= 200 && this.endedBranches.has(ct)) return this.endAnswered(ct, msg)
+    let body: string | undefined
+    if (loc !== undefined) {
+      const sdp = msg.body.subarray(loc.start, loc.end)
+      const from: Side = this.topology.isInternalPeer(ct) ? 'internal' : 'public'
+      const fromTag = msg.fromTag ?? ''
+      const toTag = msg.toTag ?? ''
+      const webrtc = webrtcEnds(ct.target.proto, st.source.proto)
+      const o: { extra?: MediaExtra; webrtc?: WebrtcEnds } = {}
+      if (cm.extra !== undefined) o.extra = cm.extra
+      if (webrtc !== undefined) o.webrtc = webrtc
+      // No offer in the request: a 2xx with SDP offers (the UAS is the offerer), the ACK answers.
+      const r: MediaResult = cm.offered
+        ? await media.anchor.answer({ callId: cm.callId, offererTag: fromTag, answererTag: toTag }, from, st.side, sdp, cm.instance, o)
+        : status >= 200
+          ? await media.anchor.offer({ callId: cm.callId, offererTag: toTag, answererTag: fromTag }, from, st.side, sdp, { instance: cm.instance, ...o })
+          : { action: 'passthrough', reason: 'provisional SDP without an offer', instance: cm.instance }
+      if (r.action === 'anchored') body = spliceBody(msg.body, loc, r)
+      else if (r.action === 'reject') {
+        this.core.log.warn({ callId: msg.callId, status, reason: r.reason, rtpengine: r.instance }, 'media: answer failed, response not relayed')
+        // A provisional is dropped. A 2xx becomes our failure upstream, and the edge ends the answered
+        // dialog itself (ACK, then BYE); 2xx retransmissions only get the ACK again.
+        if (status >= 200) {
+          this.endAnswered(ct, msg)
+          this.servers.finalLocal(st, r.status, 'Service Unavailable')
+        }
+        return
+      }
+    }
+    this.relay.relayResponse(st, ct, msg, { body })
   }
 
   /** ACK (every copy of the 2xx) and BYE (once) for a 2xx the edge will not relay. */

@@ -17,7 +17,7 @@ import type { Failover } from './failover.js'
 import type { KeepaliveTable } from './keepalive.js'
 import type { MediaStep } from './media_step.js'
 import type { Relay } from './relay.js'
-import { PATH_PARAM, type RouteState, type Routing } from './routing.js'
+import { PATH_PARAM, routeWorkerParam, type RouteState, type Routing } from './routing.js'
 import type { ServerTransactions } from './server_tx.js'
 import type { Topology } from './topology.js'
 import type { ServerTx } from './transactions.js'
@@ -58,8 +58,12 @@ export class PathStep {
     const connected = isConnectionProto(source.proto)
     const token = core.tokens.sealFlow(source, connected ? inb.connId : undefined, connected ? core.instance : undefined)
     const ed = hookEdit ?? msg.edit()
-    // RFC 3327 §5.2: our entry goes first, above any Path a proxy nearer the phone added.
-    ed.prependHeader('Path', `<sip:${inner.hostport}${uriTransportParam(inner.spec.proto)};lr;${PATH_PARAM}=${token}>`)
+    // RFC 3327 §5.2: our entry goes first, above any Path a proxy nearer the phone added. With worker
+    // processes a connection's entry names the worker holding it (`;sw=N`, as a Record-Route does): the
+    // registrar's requests come from its one port to whichever worker the kernel picks, and are handed to
+    // that one. A UDP flow needs none: every worker sends from the shared port.
+    const sw = connected ? routeWorkerParam() : ''
+    ed.prependHeader('Path', `<sip:${inner.hostport}${uriTransportParam(inner.spec.proto)};lr${sw};${PATH_PARAM}=${token}>`)
     // Asterisk (res_pjsip_registrar) refuses a Path unless the REGISTER says it supports path (420).
     if (!supportsPath(msg)) ed.prependHeader('Supported', 'path')
     st.hookEdit = ed

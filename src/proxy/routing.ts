@@ -219,6 +219,15 @@ export function setRouteWorker(worker: number): void {
 }
 
 /**
+ * The worker param (`;sw=N`) for a Path entry whose flow is a connection: only the worker that accepted the
+ * connection can write on it, so a registrar's request through that Path is handed to it (see worker.ts).
+ * Empty without workers.
+ */
+export function routeWorkerParam(): string {
+  return workerParam
+}
+
+/**
  * The edge's Record-Route entry on a listener, carrying the route token (and the worker, with workers).
  * `sips`: the request was sips (RFC 5630), and an entry facing a TLS or WSS side is a sips URI (TLS implied;
  * WSS keeps `;transport=ws`).

@@ -3,7 +3,21 @@
  * socket, and an IPv6 one when the host has IPv6, each on an ephemeral port of `local` (or the wildcard).
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
-import { isIPv6 } from 'node:net'
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns'
+import { isIPv4, isIPv6 } from 'node:net'
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void
+
+/**
+ * dgram resolves the destination of every send() of an unconnected socket through dns.lookup, which for an
+ * IP literal still tests it against the IP regexes and defers the send to the next tick. The clients' targets
+ * are IP literals: those are answered at once, anything else still goes to dns.lookup.
+ */
+function literalFirst(host: string, family: LookupOneOptions | number, cb: LookupCallback): void {
+  const want = typeof family === 'number' ? family : family.family
+  if (want === 6 ? host.includes(':') : isIPv4(host)) return cb(null, host, want === 6 ? 6 : 4)
+  dnsLookup(host, typeof family === 'number' ? { family } : family, cb)
+}
 
 export interface ClientSockets { udp4: Socket; udp6: Socket | undefined }
 
@@ -22,7 +36,7 @@ export async function bindClientSockets(
 
 function bindOne(type: 'udp4' | 'udp6', address: string, onMessage: (msg: Buffer, rinfo: RemoteInfo) => void, keepRef: () => boolean): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = createSocket({ type, ipv6Only: type === 'udp6' })
+    const s = createSocket({ type, ipv6Only: type === 'udp6', lookup: literalFirst as never })
     s.once('error', reject)
     // exclusive: in a cluster worker a plain bind is made by the primary and shared, so every worker's prober
     // (or NG client) would read the others' answers and miss its own.

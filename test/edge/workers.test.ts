@@ -6,23 +6,13 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { startCliEdge, type CliEdge } from '../helpers/cli_edge.js'
+import { metricSamples, startCliEdge, type CliEdge } from '../helpers/cli_edge.js'
 import { freePort, freeTcpPort, waitFor } from '../helpers/net.js'
 import { describe, runUac, startUas, type SippUas } from '../helpers/sipp.js'
 
 const MANY_SOURCES = ['-t', 'un', '-max_socket', '64']
 
-/** Samples of one metric from the primary's /metrics (summed over workers by AggregatorRegistry). */
-async function metric(admin: number, name: string): Promise<Array<{ labels: string; value: number }>> {
-  const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text()
-  const out: Array<{ labels: string; value: number }> = []
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue
-    const m = /^[a-z_]+(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line)
-    if (m) out.push({ labels: m[1] ?? '', value: Number(m[2]) })
-  }
-  return out
-}
+const metric = metricSamples
 const perWorker = async (admin: number, name: string): Promise<number[]> => {
   const v = [0, 0]
   for (const s of await metric(admin, name)) {

@@ -79,3 +79,15 @@ export function watch(proc: TrackedChild): CliEdge {
     },
   }
 }
+
+/** Samples of one metric from an edge's /metrics (with workers: the primary's, summed over them by AggregatorRegistry). */
+export async function metricSamples(admin: number, name: string): Promise<Array<{ labels: string; value: number }>> {
+  const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text()
+  const out: Array<{ labels: string; value: number }> = []
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue
+    const m = /^[a-z_]+(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line)
+    if (m) out.push({ labels: m[1] ?? '', value: Number(m[2]) })
+  }
+  return out
+}

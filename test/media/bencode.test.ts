@@ -120,3 +120,22 @@ t.test('property: decode(encode(v)) == v; random bytes only ever throw BencodeEr
     return true
   }), { numRuns: 2000 })
 })
+
+t.test('a value larger than the encoder scratch space is encoded whole, and the next one still fits', async (t) => {
+  const big = Buffer.alloc(100_000, 0x61)
+  const out = encode({ sdp: big, n: -7 }, 'ck ')
+  t.equal(out.length, 3 + 'd1:ni-7e3:sdp100000:'.length + 100_000 + 1)
+  t.same(decode(out, { offset: 3, strings: 'buffer' }), { n: -7, sdp: big })
+  t.equal(encode({ command: 'ping' }, 'ck2 ').toString(), 'ck2 d7:command4:pinge', 'a small value after a huge one')
+})
+
+t.test('shallow decode (NG delete replies): nested statistics are checked but not built', async (t) => {
+  const reply = encode({ result: 'ok', warning: 'w', created: 5, tags: { a: { medias: [{ streams: [{ 'local port': 1 }] }] } }, totals: {}, list: ['x'] })
+  t.same(decode(reply, { shallow: true }), { result: 'ok', warning: 'w', created: 5 })
+  t.same(decode(reply), { result: 'ok', warning: 'w', created: 5, tags: { a: { medias: [{ streams: [{ 'local port': 1 }] }] } }, totals: {}, list: ['x'] })
+  // Skipped values get the same checks: a truncated, overlong or too deep one is still an error.
+  t.throws(() => decode(b('d6:result2:ok4:tagsd1:ad1:bi1ee'), { shallow: true }), BencodeError)
+  t.throws(() => decode(b('d4:tagsl9:xe6:result2:oke'), { shallow: true }), BencodeError)
+  t.throws(() => decode(b('d4:tagsdi1ei2ee6:result2:oke'), { shallow: true }), /dict key is not a string/)
+  t.throws(() => decode(b(`d4:tags${'l'.repeat(40)}${'e'.repeat(40)}e`), { shallow: true }), /nesting deeper/)
+})

@@ -12,7 +12,7 @@ import { registerScrapeMetric } from '../../util/scrape_metric.js'
 import type { Inbound } from '../../transport/types.js'
 import { bansRoute } from '../../defence/admin.js'
 import { dialogPage } from '../admin_target.js'
-import type { Edge } from '../edge.js'
+import { UDP_BUFFER_BYTES, type Edge } from '../edge.js'
 import { isMessage, SYNC_MS, type BackendReport, type ToPrimary, type ToWorker } from './messages.js'
 import { unwrap, unwrapFlow, wrap, wrapFlow } from './relay.js'
 
@@ -49,6 +49,15 @@ export async function attachWorker(edge: Edge, index: number, send: (m: ToPrimar
       resolve()
     })
   })
+  // The listeners' buffer size, not the ~200 KB default: while this worker is stalled (CPU starved, a GC
+  // pause) everything handed to it waits here, about half of all the responses to its transactions. A 200 to
+  // a BYE dropped here is a failed call (the backend answered and ended it; it ignores the retransmitted BYE).
+  try {
+    relay.setRecvBufferSize(UDP_BUFFER_BYTES)
+    relay.setSendBufferSize(UDP_BUFFER_BYTES)
+  } catch (err) {
+    edge.log.warn({ err, component: 'workers' }, 'worker relay socket: buffer size not set')
+  }
   relay.on('error', (err) => edge.log.warn({ err, component: 'workers' }, 'worker relay socket error'))
 
   // Another worker received a response of ours: take it as if our listener had. Or it sends to a peer whose
@@ -78,14 +87,20 @@ export async function attachWorker(edge: Edge, index: number, send: (m: ToPrimar
 
   // What lands on the wrong worker: a response (a UDP peer answers to the shared port, which the kernel maps
   // by the peer's address; a connection carries answers to requests another worker sent on it), owned by the
-  // worker its branch names; and an in-dialog request (a backend's BYE comes from its one port), owned by the
-  // worker the Route names (it holds the dialog). A new request's retransmissions, CANCEL and non-2xx ACK come
+  // worker its branch names; an in-dialog request (a backend's BYE comes from its one port), owned by the
+  // worker the Route names (it holds the dialog); and a registrar's request through the Path of a phone on a
+  // TCP/TLS/WS connection (Path entry `;sw=N`), owned by the worker holding that connection. Its CANCEL and
+  // non-2xx ACK carry the same Route and follow it; other new requests' retransmissions, CANCEL and ACK come
   // from the same source, which the kernel keeps on one worker.
+  //
+  // Why hand the Path request over rather than send it from here through the holder (transports.handOff): the
+  // flow token names a connection by its id in the process that accepted it (and that process's instance),
+  // which only the holder can check is still the phone's; and the call then lives where the phone's in-dialog
+  // requests and responses arrive (its connection), one process per call as for every other dialog.
   edge.intercept = (inb: Inbound): boolean => {
     const msg = inb.msg
     let owner: number
     if (msg.isRequest) {
-      if (msg.toTag === undefined) return false
       owner = routeWorker(msg)
     } else {
       const branch = msg.topViaBranch
