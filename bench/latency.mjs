@@ -15,10 +15,36 @@ const backendProc = spawn(process.execPath, ['--input-type=module', '-e', `
   for (const host of ['127.0.1.1', '127.0.1.2']) await new StandInBackend({ host, port: 5080 }).start()
 `], { stdio: 'inherit' })
 const cli = fileURLToPath(new URL('../dist/edge/cli.js', import.meta.url))
-const edge = spawn(process.execPath, [...(process.env.EDGE_NODE_ARGS ?? '').split(' ').filter(Boolean), cli, '--listen', 'udp:127.0.0.1:5060', '--backend', 'sip:127.0.1.1:5080', '--backend', 'sip:127.0.1.2:5080', '--no-probe', '--log-level', 'warn'], {
+const edgeNodeArgs = (process.env.EDGE_NODE_ARGS ?? '').split(' ').filter(Boolean)
+// With --trace-gc the edge's stdout is read here: the GC lines of the measured run are summed per kind.
+const traceGc = edgeNodeArgs.includes('--trace-gc')
+const gcLines = []
+let measuring = false
+const edge = spawn(process.execPath, [...edgeNodeArgs, cli, '--listen', 'udp:127.0.0.1:5060', '--backend', 'sip:127.0.1.1:5080', '--backend', 'sip:127.0.1.2:5080', '--no-probe', '--log-level', 'warn'], {
   env: { ...process.env, SIPEDGE_SECRET: 'latency-bench-secret-01' },
-  stdio: 'inherit',
+  stdio: ['ignore', traceGc ? 'pipe' : 'inherit', 'inherit'],
 })
+if (traceGc) {
+  let rest = ''
+  edge.stdout.on('data', (d) => {
+    const lines = (rest + d).split('\n')
+    rest = lines.pop()
+    for (const l of lines) if (measuring && / ms: /.test(l)) gcLines.push(l)
+  })
+}
+/** Count, total and longest pause per GC kind ("Scavenge", "Mark-Compact", ...) from --trace-gc lines. */
+function gcSummary(lines) {
+  const kinds = new Map()
+  for (const l of lines) {
+    const m = / ms: ([A-Za-z-]+(?: \(reduce\))?) .*?MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/.exec(l)
+    if (!m) continue
+    const k = kinds.get(m[1]) ?? { n: 0, total: 0, max: 0 }
+    const ms = Number(m[2])
+    k.n++; k.total += ms; k.max = Math.max(k.max, ms)
+    kinds.set(m[1], k)
+  }
+  return [...kinds].map(([kind, k]) => `${kind} ${k.n}x, ${k.total.toFixed(1)} ms in all, longest ${k.max.toFixed(2)} ms`).join('; ')
+}
 const stopAll = async () => {
   edge.kill('SIGKILL')
   backendProc.kill('SIGKILL')
@@ -28,13 +54,16 @@ await new Promise((r) => setTimeout(r, 1500))
 try {
   // Warm-up (JIT) first, then the measured run.
   await runCaller({ edge: { host: '127.0.0.1', port: 5060 }, host: '127.0.0.10', calls: Math.min(2000, calls), rate })
+  measuring = true
   const r = await runCaller({ edge: { host: '127.0.0.1', port: 5060 }, host: '127.0.0.11', calls, rate })
+  measuring = false
   const q = (a, p) => a[Math.min(a.length - 1, Math.floor((p / 100) * a.length))]
   const trying = [...r.tryingMs].sort((a, b) => a - b)
   const setup = [...r.setupMs].sort((a, b) => a - b)
   console.log(`${calls} calls at ${rate}/s through sipedge: ${r.completed} completed, ${r.failed} failed`)
   console.log(`INVITE -> 100 Trying  p50 ${q(trying, 50).toFixed(3)} ms  p90 ${q(trying, 90).toFixed(3)} ms  p95 ${q(trying, 95).toFixed(3)} ms  p99 ${q(trying, 99).toFixed(3)} ms  max ${trying.at(-1).toFixed(3)} ms  (n=${trying.length})`)
   console.log(`INVITE -> 200 OK      p50 ${q(setup, 50)} ms  p99 ${q(setup, 99)} ms (ms resolution)`)
+  if (traceGc) console.log(`edge GC during the measured run (${edgeNodeArgs.join(' ')}): ${gcSummary(gcLines) || 'none'}`)
 } finally {
   await stopAll()
 }

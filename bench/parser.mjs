@@ -1,6 +1,8 @@
 // Parser benchmark: sipedge vs npm SIP parsers on the same INVITE and 200 OK, each asked for the
 // same fields (Call-ID, CSeq, top Via branch, From tag, To tag), plus the proxy forward step.
 // Run: npm run build && node bench/parser.mjs   (re-executes itself with --expose-gc)
+// --baseline DIR: also runs the sipedge contenders from another build's dist/ (e.g. an older commit's), side by side
+// --only-sipedge: leaves out the npm parsers (quicker, for an A/B of two sipedge builds)
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { spawnSync } from 'node:child_process'
@@ -26,10 +28,17 @@ let sink = 0 // results feed this so the JIT cannot drop the work
 const use = (...xs) => { for (const x of xs) sink += x === undefined ? 1 : typeof x === 'number' ? x : x.length }
 
 // ---- contenders: each returns { parse(buf), forward?(buf) } or throws on load
-async function loadSipedge() {
-  let lib = await import('../dist/index.js')
-  if (typeof lib.parseMessage !== 'function') lib = await import('../dist/sip/index.js')
-  const { parseMessage } = lib
+const baselineAt = process.argv.indexOf('--baseline')
+const BASELINE = baselineAt > 0 ? process.argv[baselineAt + 1] : undefined
+const ONLY_SIPEDGE = process.argv.includes('--only-sipedge')
+const sipedgeLib = async (dist) => {
+  const base = dist ? new URL(`file://${dist.replace(/\/?$/, '/')}`) : new URL('../dist/', import.meta.url)
+  const lib = await import(new URL('index.js', base).href)
+  return typeof lib.parseMessage === 'function' ? lib : import(new URL('sip/index.js', base).href)
+}
+
+async function loadSipedge(dist) {
+  const { parseMessage } = await sipedgeLib(dist)
   return {
     parse(buf) {
       const m = parseMessage(buf)
@@ -47,10 +56,8 @@ async function loadSipedge() {
   }
 }
 
-async function loadSipedgeFull() {
-  let lib = await import('../dist/index.js')
-  if (typeof lib.parseMessage !== 'function') lib = await import('../dist/sip/index.js')
-  const { parseMessage } = lib
+async function loadSipedgeFull(dist) {
+  const { parseMessage } = await sipedgeLib(dist)
   return {
     // the same fields through the full objects (Via, NameAddr) instead of the cheap paths
     parse(buf) {
@@ -136,15 +143,21 @@ function calibrate(fn, buf) {
 }
 
 function bytesPerMessage(fn, buf, ns) {
-  // heap growth over a loop that fits in the young generation (see the semi-space flags above)
+  // heap growth over a loop that fits in the young generation (see the semi-space flags above), plus the
+  // growth of ArrayBuffer memory (the output Buffers); median of 5 loops, since an ArrayBuffer freed by the
+  // GC before a loop can be returned during it and hide that loop's own growth
   const n = Math.min(5000, Math.max(50, Math.round(0.5e9 / ns))) // at most ~0.5 s of work; 5000 x ~5 KB fits the young generation
-  globalThis.gc()
-  const h0 = v8.getHeapStatistics().used_heap_size
-  const a0 = process.memoryUsage().arrayBuffers
-  for (let i = 0; i < n; i++) fn(buf)
-  const h1 = v8.getHeapStatistics().used_heap_size
-  const a1 = process.memoryUsage().arrayBuffers
-  return Math.max(0, (h1 - h0) + Math.max(0, a1 - a0)) / n
+  const samples = []
+  for (let r = 0; r < 5; r++) {
+    globalThis.gc()
+    const h0 = v8.getHeapStatistics().used_heap_size
+    const a0 = process.memoryUsage().arrayBuffers
+    for (let i = 0; i < n; i++) fn(buf)
+    const h1 = v8.getHeapStatistics().used_heap_size
+    const a1 = process.memoryUsage().arrayBuffers
+    samples.push(Math.max(0, (h1 - h0) + Math.max(0, a1 - a0)) / n)
+  }
+  return samples.sort((a, b) => a - b)[2]
 }
 
 /** Runs are interleaved across contenders so that a load spike on the machine hits all of them. */
@@ -169,6 +182,8 @@ const contenders = [
   ['jssip', loadJssip],
   ['sip.js', loadSipJs],
 ]
+if (ONLY_SIPEDGE) contenders.splice(2)
+if (BASELINE) contenders.splice(1, 0, ['sipedge @baseline', () => loadSipedge(BASELINE)], ['sipedge (full) @baseline', () => loadSipedgeFull(BASELINE)])
 
 const loaded = []
 for (const [name, load] of contenders) {

@@ -8,7 +8,7 @@ import { assertUdpFree, waitUdpBound } from './procstat.mjs'
  * @param {{ root: string, tmpDir: string, ip: string, port: number, backends: string[],
  *           workers?: number, secret?: string, hostForHeap?: boolean, rtpengine?: string }} o
  */
-/** Extra node flags for the edge process, e.g. BENCH_SIPEDGE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+/** Extra node flags for the edge process (also under edge-host.mjs), e.g. BENCH_SIPEDGE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
 function nodeArgs() {
   const extra = process.env.BENCH_SIPEDGE_NODE_ARGS
   return extra ? extra.split(/\s+/).filter(Boolean) : []
@@ -28,7 +28,7 @@ export async function startSipedge(o) {
   const logFile = join(o.tmpDir, 'sipedge.log')
   const host = join(o.root, 'bench/lib/edge-host.mjs')
   const entry = o.hostForHeap
-    ? spawnTracked('sipedge', process.execPath, ['--expose-gc', host, cli, ...args], { logFile, ipc: true })
+    ? spawnTracked('sipedge', process.execPath, ['--expose-gc', ...nodeArgs(), host, cli, ...args], { logFile, ipc: true })
     : spawnTracked('sipedge', process.execPath, [...nodeArgs(), cli, ...args], { logFile })
   const up = await waitUdpBound(o.ip, o.port, 5000, () => entry.exited)
   // The first worker's bind shows above; give the others time to join the port before traffic starts.
