@@ -5,17 +5,15 @@ import type { Backend } from '../dispatch/backend.js'
 import { Dispatcher, type BackendChange } from '../dispatch/dispatcher.js'
 import { Prober } from '../dispatch/prober.js'
 import type { EtcdSource } from '../discovery/etcd_source.js'
-import { Sides, cidrList, peerFromUri, type ServedDomain } from '../proxy/addressing.js'
-import { InboundTrunks } from '../proxy/inbound_trunks.js'
+import { Sides, cidrList, peerFromUri } from '../proxy/addressing.js'
 import { NextHopResolver, hopName, type HopName } from '../dns/index.js'
 import type { ProxyHooks } from '../proxy/hooks.js'
 import type { ProxyMedia } from '../proxy/media_step.js'
 import { registerMediaMetrics } from '../media/metrics.js'
-import { anchors, createMedia, mediaForSet, toMediaConfig, type Media, type MediaConfig } from '../media/index.js'
-import { SourceFilter } from '../proxy/guard.js'
+import { anchors } from '../media/index.js'
+import { EdgeMedia } from './edge_media.js'
 import { Proxy } from '../proxy/proxy.js'
 import { parseUri } from '../sip/index.js'
-import { parseDomain, parseInboundTrunk } from '../config/syntax.js'
 import { isIP } from 'node:net'
 import { parseListenSpec } from '../transport/listen-spec.js'
 import { Transports } from '../transport/transports.js'
@@ -23,7 +21,9 @@ import type { Inbound, Listener, ListenSpec, Peer } from '../transport/types.js'
 import { startAdmin, type AdminServer } from './admin.js'
 import { adminTarget } from './admin_target.js'
 import { webrtcPage } from './webrtc_page.js'
-import { DEFAULT_CONFIG, RESTART_KEYS, changedKeys, parseBackendSpec, validateConfig, type EdgeConfig } from './config.js'
+import { DEFAULT_CONFIG, changedKeys, parseBackendSpec, validateConfig, type EdgeConfig } from './config.js'
+import { etcdConnection, inboundTrunks, servedDomains, sourceFilter } from './config_inputs.js'
+import { keepRunning, restartNeeded } from './reload_keys.js'
 import { HepExporter } from './hep.js'
 import { componentLogger, createLogger, applyLogLevels } from './logger.js'
 import { createMetrics, type EdgeMetrics } from './metrics.js'
@@ -88,8 +88,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
   /** What the proxy anchors with: the caller's (library) or the one the edge owns. */
   private readonly media: ProxyMedia | undefined
   /** The media room the edge created from `media.*` (some set anchors); started and stopped with the edge. */
-  private readonly ownMedia: Media | undefined
-  private mediaConfig: MediaConfig | undefined
+  private readonly ownMedia: EdgeMedia | undefined
   private started = false
   private readonly callsPerBackend = new Map<Backend, number>()
   private stopping: Promise<ShutdownResult> | undefined
@@ -99,20 +98,9 @@ export class Edge extends EventEmitter<EdgeEvents> {
     this.config = config
     this.log = log
     this.hooks = hooks
-    if (media === undefined && anchors(config.media)) {
-      const mlog = componentLogger(log, config, 'media')
-      const mc = (this.mediaConfig = toMediaConfig(config.media))
-      const own = (this.ownMedia = createMedia(mc, {
-        onHealth: (inst, before) => {
-          const level = inst.health === 'down' ? 'warn' : 'info'
-          mlog[level]({ rtpengine: inst.id, address: inst.toString(), health: inst.health, before }, 'rtpengine changed')
-        },
-      }))
-      media = {
-        get anchor() { return own.anchor },
-        forSet: (set) => (set === undefined ? { mode: 'anchor', extra: undefined } : mediaForSet(this.mediaConfig!, set)),
-        stats: own.stats,
-      }
+    if (media === undefined) {
+      this.ownMedia = EdgeMedia.create(config.media, componentLogger(log, config, 'media'))
+      media = this.ownMedia?.proxyMedia
     }
     this.media = media
     this.dispatcher = new Dispatcher({ algorithm: config.algorithm, setAlgorithms: config.setAlgorithms })
@@ -164,8 +152,8 @@ export class Edge extends EventEmitter<EdgeEvents> {
     }
     await this.transports.start()
     if (this.ownMedia) {
-      await this.ownMedia.start()
-      this.log.info({ rtpengine: this.ownMedia.pool.instances.map((i) => `${i.id}=${i.toString()}`) }, 'media anchoring through rtpengine')
+      await this.ownMedia.room.start()
+      this.log.info({ rtpengine: this.ownMedia.room.pool.instances.map((i) => `${i.id}=${i.toString()}`) }, 'media anchoring through rtpengine')
     }
     if (c.defence.enabled) {
       const d = c.defence
@@ -359,7 +347,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
     // whole reload and the running certificates stay.
     await this.transports.reloadTls(next.tls)
     const changed = changedKeys(this.config, next)
-    const needRestart = RESTART_KEYS.filter((k) => (k.includes('.') ? changed.includes(k.split('.')[0]!) && !sameAt(this.config, next, k) : changed.includes(k)))
+    const needRestart = restartNeeded(this.config, next, changed)
     applyLogLevels(this.log, next)
     this.dispatcher.configureAlgorithms(next.algorithm, next.setAlgorithms)
     if (this.proxy) {
@@ -406,21 +394,17 @@ export class Edge extends EventEmitter<EdgeEvents> {
       if (anchors(next.media) && !this.media) needRestart.push('media.mode', 'media.sets')
       return
     }
-    const kept = keepRunning(this.config, next, needRestart)
-    this.mediaConfig = toMediaConfig(kept.media)
-    this.ownMedia.reconfigure(this.mediaConfig)
+    this.ownMedia.reconfigure(keepRunning(this.config, next, needRestart).media)
   }
 
   /** /readyz: a set anchors with policy reject and no rtpengine can take a call: every new call would get 503. */
   mediaUnready(): string | undefined {
-    const m = this.ownMedia
-    if (!m || this.mediaConfig?.onFailure !== 'reject' || !anchors(this.mediaConfig)) return undefined
-    return m.pool.instances.some((i) => i.health !== 'down') ? undefined : 'no rtpengine up'
+    return this.ownMedia?.unready()
   }
 
   /** The address of the rtpengine a call's token names (`/dialogs`). */
   rtpengineAddress(id: string): string | undefined {
-    return this.ownMedia?.pool.get(id)?.toString() ?? this.media?.anchor.pool.get(id)?.toString()
+    return this.media?.anchor.pool.get(id)?.toString()
   }
 
   private async close(): Promise<void> {
@@ -432,7 +416,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
     this.proxy?.clear()
     this.hep?.close()
     this.resolver?.stop()
-    await this.ownMedia?.stop()
+    await this.ownMedia?.room.stop()
     await this.transports.stop()
     this.started = false
   }
@@ -465,58 +449,8 @@ export class Edge extends EventEmitter<EdgeEvents> {
   }
 }
 
-/** Credentials and TLS files of the etcd connection, shared by discovery and shared bans. */
-function etcdConnection(e: NonNullable<EdgeConfig['etcd']>): { auth?: { username: string; password: string }; tls?: { ca?: string; cert?: string; key?: string } } {
-  const tls = e.cacert || e.cert || e.key ? { ...(e.cacert ? { ca: e.cacert } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } : undefined
-  return { ...(e.username ? { auth: { username: e.username, password: e.password ?? '' } } : {}), ...(tls ? { tls } : {}) }
-}
-
 /** SO_RCVBUF/SO_SNDBUF of the UDP listeners (and of the workers' relay sockets, which take half their traffic). */
 export const UDP_BUFFER_BYTES = 4 * 1024 * 1024
-
-/** Config `domains` as Sides takes them (validated already: a bad entry cannot get here). */
-function servedDomains(list: readonly string[]): ServedDomain[] {
-  return list.flatMap((d) => {
-    const p = parseDomain(d)
-    return typeof p === 'string' ? [] : [p]
-  })
-}
-
-/** Config `inboundTrunks` prepared for the proxy's set lookups. */
-function inboundTrunks(list: readonly string[]): InboundTrunks {
-  return new InboundTrunks(list.flatMap((e) => {
-    const p = parseInboundTrunk(e)
-    return typeof p === 'string' ? [] : [p]
-  }))
-}
-
-function sourceFilter(allow: string[], deny: string[]): SourceFilter {
-  return new SourceFilter(allow.length ? cidrList(allow) : undefined, deny.length ? cidrList(deny) : undefined)
-}
-
-function valueAt(obj: EdgeConfig, path: string): unknown {
-  let o: unknown = obj
-  for (const p of path.split('.')) o = (o as Record<string, unknown> | undefined)?.[p]
-  return o
-}
-
-function sameAt(a: EdgeConfig, b: EdgeConfig, path: string): boolean {
-  return JSON.stringify(valueAt(a, path)) === JSON.stringify(valueAt(b, path))
-}
-
-/** `next` with the running values of the keys (top-level or dotted) that need a restart. */
-function keepRunning(running: EdgeConfig, next: EdgeConfig, keys: string[]): EdgeConfig {
-  const out = structuredClone(next) as unknown as Record<string, unknown>
-  for (const k of keys) {
-    const parts = k.split('.')
-    let o = out
-    for (const p of parts.slice(0, -1)) o = o[p] as Record<string, unknown>
-    const v = valueAt(running, k)
-    if (v === undefined) delete o[parts[parts.length - 1]!]
-    else o[parts[parts.length - 1]!] = structuredClone(v)
-  }
-  return out as unknown as EdgeConfig
-}
 
 /**
  * Creates an edge from options (validated like the config file: a bad option throws an Error listing every

@@ -45,22 +45,12 @@ export interface MediaConfig {
  * The `media` section as the edge's config holds it (validated by src/config: keys.ts, media_fields.ts,
  * cross.ts). Structural, so that this room does not import the config room above it.
  */
-export interface MediaSection {
-  mode: MediaMode
+export type MediaSection = Omit<MediaConfig, 'rtpengine' | 'localAddress' | 'sets'> & {
+  /** `udp:IP:PORT;weight=N` as written (parsed by toMediaConfig). */
   rtpengine: string[]
-  interfaces: { public: string; internal: string }
-  onFailure: FailurePolicy
-  rejectStatus: number
-  timeoutMs: number
-  retransmitMs: number
-  maxOfferAttempts: number
-  replace: string[]
-  iceInternal: string
-  flags: string[]
-  migrateOnDown: boolean
   localAddress?: string | undefined
-  ping: { intervalMs: number; timeoutMs: number; failThreshold: number; okThreshold: number }
-  sets: Record<string, { mode?: MediaMode | undefined; flags?: string[] | undefined; extra?: Record<string, BInput> | undefined }>
+  /** A set's keys left out take the section's mode, no flags, no extra. */
+  sets: Record<string, { [K in keyof MediaSetConfig]?: MediaSetConfig[K] | undefined }>
 }
 
 /** The validated section as createMedia takes it: rtpengine addresses parsed, each set's mode resolved. */
