@@ -12,29 +12,13 @@ import t from 'tap'
 import { buildResponse, newTag, parseMessage, type SipMessage } from '../../src/sip/index.js'
 import { metricSamples, startCliEdge, type CliEdge } from '../helpers/cli_edge.js'
 import { freePort, freeTcpPort, waitFor } from '../helpers/net.js'
+import { pathRegistrar } from '../helpers/registrar.js'
 import { rawUdp, type RawUdp } from '../helpers/udp.js'
 
 const EDGE = '127.0.0.1'
 const REGISTRAR = '127.0.1.71'
 const OTHER_REGISTRAR = '127.0.1.72'
 const PHONE = '127.0.1.80'
-
-/** A registrar stand-in: answers every REGISTER 200 with its Path and Contact (as Asterisk with support_path). */
-function registrar(peer: RawUdp): SipMessage[] {
-  const seen: SipMessage[] = []
-  peer.socket.on('message', (buf, rinfo) => {
-    let m: SipMessage
-    try { m = parseMessage(buf) } catch { return }
-    if (!m.isRequest || m.method !== 'REGISTER') return
-    seen.push(m)
-    const headers: Array<[string, string]> = []
-    for (const p of m.getHeaders('Path')) headers.push(['Path', p])
-    const c = m.contacts[0]
-    if (c) headers.push(['Contact', `<${c.uriText}>;expires=60`])
-    peer.socket.send(buildResponse(m, 200, undefined, { toTag: newTag(), headers }), rinfo.port, rinfo.address)
-  })
-  return seen
-}
 
 function register(o: { user: string; transport: string; local: string; callId: string; cseq?: number }): string {
   return [
@@ -138,9 +122,9 @@ let otherSeen: SipMessage[]
 
 t.before(async () => {
   reg = await rawUdp(t, REGISTRAR)
-  seen = registrar(reg)
+  seen = pathRegistrar(reg)
   const other = await rawUdp(t, OTHER_REGISTRAR)
-  otherSeen = registrar(other)
+  otherSeen = pathRegistrar(other)
   edgePort = await freePort()
   admin = await freeTcpPort()
   const config = join(dir, 'edge.yaml')

@@ -10,35 +10,13 @@ import { buildResponse, newTag, parseMessage, type SipMessage } from '../../src/
 import { TokenCodec } from '../../src/proxy/tokens.js'
 import { startEdge, TEST_SECRET } from '../helpers/edge.js'
 import { freePort, freeTcpPort, waitFor } from '../helpers/net.js'
+import { pathRegistrar } from '../helpers/registrar.js'
 import { rawUdp, type RawUdp } from '../helpers/udp.js'
 import { makePki } from '../transport/fixtures/certs.js'
 
 type T = Parameters<Parameters<typeof t.test>[1]>[0]
 const EDGE = '127.0.13.1'
 const PHONE = '127.0.13.5'
-
-/** A registrar stand-in: stores the Path of each REGISTER and answers 200 with it (or 401 first when asked). */
-function registrar(peer: RawUdp, o: { challenge?: boolean } = {}) {
-  const seen: SipMessage[] = []
-  peer.socket.on('message', (buf, rinfo) => {
-    let m: SipMessage
-    try { m = parseMessage(buf) } catch { return }
-    if (!m.isRequest || m.method !== 'REGISTER') return
-    seen.push(m)
-    const headers: Array<[string, string]> = []
-    let status = 200
-    if (o.challenge && m.getHeader('Authorization') === undefined) {
-      status = 401
-      headers.push(['WWW-Authenticate', 'Digest realm="pbx", nonce="n1", algorithm=MD5'])
-    } else {
-      for (const p of m.getHeaders('Path')) headers.push(['Path', p])
-      const c = m.contacts[0]
-      if (c && m.getHeader('Expires') !== '0') headers.push(['Contact', `<${c.uriText}>;expires=60`])
-    }
-    peer.socket.send(buildResponse(m, status, undefined, { toTag: newTag(), headers }), rinfo.port, rinfo.address)
-  })
-  return seen
-}
 
 function register(o: { via: string; transport: string; contact: string; callId: string; cseq: number; edge: string; expires?: number; extra?: string[] }): string {
   return [
@@ -82,7 +60,7 @@ async function setup(t: T, o: { backends?: number; challenge?: boolean; extra?: 
   for (let i = 0; i < (o.backends ?? 1); i++) {
     const b = await rawUdp(t, `127.0.13.${11 + i}`)
     backends.push(b)
-    seen.push(registrar(b, o))
+    seen.push(pathRegistrar(b, o))
   }
   const port = await freePort(EDGE)
   const e = await startEdge(t, EDGE, { backends: backends.map((b) => `sip:${b.address}:${b.port}`), ...o.extra }, port)
@@ -184,7 +162,7 @@ t.test('WSS agent (.invalid Contact) registers; a backend call through Path reac
   const pki = makePki()
   t.teardown(() => pki.cleanup())
   const be = await rawUdp(t, '127.0.13.21')
-  const seen = registrar(be)
+  const seen = pathRegistrar(be)
   const port = await freePort(EDGE)
   const wssPort = await freeTcpPort(EDGE)
   await startEdge(t, EDGE, {
