@@ -125,6 +125,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
       // ~200 KB by default: a few 64 KiB junk datagrams would fill it and drop calls' packets (kernel caps at rmem_max).
       udpBufferSize: UDP_BUFFER_BYTES,
       reusePort: config.workers > 1,
+      ownInternalPorts: config.workers > 1,
       tls: config.tls,
       ws: config.ws,
     })
@@ -159,7 +160,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
       const d = c.defence
       this.defence = new Defence({ ...d, maxTracked: d.maxBans, log: componentLogger(this.log, c, 'defence') })
     }
-    const sides = new Sides(this.transports.listeners, cidrList(c.trustedNetworks), servedDomains(c.domains))
+    const sides = new Sides(this.transports.listeners, cidrList(c.trustedNetworks), servedDomains(c.domains), this.transports.ownPortList())
     const publicSide = this.transports.listeners.filter((l) => l.spec.side === 'public' || !sides.twoSided)
     const resolver = (this.resolver = new NextHopResolver({
       servers: c.dns.servers,

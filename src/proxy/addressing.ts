@@ -84,10 +84,12 @@ export class Sides {
     readonly listeners: readonly Listener[],
     private internalNets: BlockList,
     domains: ReadonlyArray<ServedDomain> = [],
+    /** Worker processes: this process's own ports toward the backends (Transports.ownPortOf), ours in a Via. */
+    ownPorts: readonly Listener[] = [],
   ) {
     this.twoSided = listeners.some((l) => l.spec.side === 'internal') && listeners.some((l) => l.spec.side === 'public')
     this.hasInternalNets = internalNets.rules.length > 0
-    for (const l of listeners) this.own.add(l.hostport.toLowerCase())
+    for (const l of [...listeners, ...ownPorts]) this.own.add(l.hostport.toLowerCase())
     this.setDomains(domains)
   }
 

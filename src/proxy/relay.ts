@@ -80,7 +80,11 @@ export class Relay {
     // The branch carries the hash of the request as received (R-URI, Route, tags, Call-ID, CSeq): §16.6 step 8.
     const branch = loopBranch(loopHash(msg, outSide === 'internal' && route.callId !== undefined ? route.callId : this.topology.unmasked(msg.callId)))
     let out: Buffer
-    let via = listener
+    // Worker processes: toward the backends the request leaves from this worker's own port and names it in
+    // its Via, so that the answers come straight back here (to the shared port the kernel would map them by the
+    // backend's address, to any worker). Record-Route and Path keep the shared listener: any worker serves them.
+    const sender = outSide === 'internal' ? (core.transports.ownPortOf(listener) ?? listener) : listener
+    let via = sender
     let dest = target
     let udpCopy: Buffer | undefined
     // RFC 3261 §18.1.1: a request larger than the MTU allows goes over TCP when this side has a TCP listener.
@@ -91,7 +95,7 @@ export class Relay {
     const transports = core.transports
     const tcp = target.proto === 'udp' && !route.flow && transports.exceedsUdpMtu(msg.end - msg.start + 300) ? core.sides.listenerFor(outSide, 'tcp') : undefined
     if (tcp) {
-      udpCopy = ed.clone().prependHeader('Via', viaValue(listener, branch)).toBuffer()
+      udpCopy = ed.clone().prependHeader('Via', viaValue(sender, branch)).toBuffer()
       if (transports.exceedsUdpMtu(udpCopy.length)) {
         out = ed.prependHeader('Via', viaValue(tcp, branch)).toBuffer()
         via = tcp
@@ -101,10 +105,10 @@ export class Relay {
         udpCopy = undefined
       }
     } else {
-      out = ed.prependHeader('Via', viaValue(listener, branch)).toBuffer()
+      out = ed.prependHeader('Via', viaValue(sender, branch)).toBuffer()
     }
 
-    this.clients.start(st, branch, method, backend, dest, via, out, udpCopy ? { out: udpCopy, listener, target } : undefined)
+    this.clients.start(st, branch, method, backend, dest, via, out, udpCopy ? { out: udpCopy, listener: sender, target } : undefined)
     core.observer.requestSent(outSide, method)
     transports.send(out, dest, via)
     return true

@@ -40,6 +40,12 @@ export interface TransportOptions {
   maxWriteQueue?: number
   /** SO_REUSEPORT on every listener: worker processes bind the same ports and the kernel spreads peers over them (Node >= 22.12). */
   reusePort?: boolean
+  /**
+   * Worker processes: each UDP listener that faces the backends gets a twin of its own on an ephemeral port
+   * of the same address, which requests toward the backends leave from and name in their Via, so the answers
+   * come back to the worker that sent them instead of the one the kernel maps the backend's address to.
+   */
+  ownInternalPorts?: boolean
   tls?: TlsOptions
   ws?: WsOptions
 }
@@ -67,6 +73,7 @@ export interface ResolvedOptions {
   maxWriteQueue: number
   udpBufferSize: number | undefined
   reusePort: boolean
+  ownInternalPorts: boolean
   tls: TlsOptions
   tlsHandshakeTimeoutMs: number
   wsAllowedOrigins: ReadonlySet<string>
@@ -84,6 +91,7 @@ export function resolveOptions(o: TransportOptions = {}): ResolvedOptions {
     maxWriteQueue: o.maxWriteQueue ?? 1024 * 1024,
     udpBufferSize: o.udpBufferSize,
     reusePort: o.reusePort ?? false,
+    ownInternalPorts: o.ownInternalPorts ?? false,
     tls: { ...o.tls },
     tlsHandshakeTimeoutMs: o.tls?.handshakeTimeoutMs ?? 10_000,
     wsAllowedOrigins: new Set((o.ws?.allowedOrigins ?? []).map((x) => x.toLowerCase())),

@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net'
 import { connect as connectTls } from 'node:tls'
 import type { TransportContext } from './connection.js'
 import { ConnectionTable, peerKey } from './connection-table.js'
-import { familyOf, formatHostport, stripBrackets } from './listen-spec.js'
+import { familyOf, formatHostport, splitHostport, stripBrackets } from './listen-spec.js'
 import { codedError, resolveOptions, type ResolvedOptions, type TlsOptions, type TransportHandlers, type TransportOptions } from './options.js'
 import { isWebSocketProto } from './protos.js'
 import { StreamConnection } from './stream-connection.js'
@@ -13,6 +13,9 @@ import { UdpListener } from './udp.js'
 import { WsListener } from './ws.js'
 
 type AnyListener = UdpListener | TcpListener | TlsListener | WsListener
+
+/** Listener ids of the own ports (worker processes): apart from the configured listeners' 1, 2, 3… */
+const OWN_PORT_ID_BASE = 1000
 
 /** Wildcard binds: let the kernel pick the source address of outbound connections. */
 function isWildcard(host: string): boolean {
@@ -44,6 +47,8 @@ export class Transports implements TransportContext {
   readonly table = new ConnectionTable()
   private readonly all: AnyListener[]
   private readonly secure: Array<AnyListener & SecureListener>
+  /** Worker processes (opts.ownInternalPorts): a UDP listener facing the backends -> this process's own port beside it. */
+  private readonly ownPorts = new Map<Listener, UdpListener>()
   /** Loaded at start when a tls/wss listener exists; replaced by reloadTls(). */
   private tls: TlsMaterial | undefined
   private started = false
@@ -59,13 +64,42 @@ export class Transports implements TransportContext {
     this.all = specs.map((spec, i) => this.createListener(i + 1, spec, specs))
     this.listeners = this.all
     this.secure = this.all.filter((l): l is TlsListener | WsListener => l.spec.proto === 'tls' || l.spec.proto === 'wss')
+    if (this.opts.ownInternalPorts) this.createOwnPorts(specs)
+  }
+
+  /**
+   * This process's own UDP port beside `listener` (worker processes, toward the backends), or undefined.
+   * A request sent from it names it in its Via, so the backend's answers reach this process directly.
+   */
+  ownPortOf(listener: Listener): Listener | undefined {
+    return this.ownPorts.get(listener)
+  }
+
+  ownPortList(): Listener[] {
+    return [...this.ownPorts.values()]
+  }
+
+  /**
+   * Beside each UDP listener that faces the backends (the internal ones, or all when no listener is marked
+   * internal), a socket on the same address and an ephemeral port, bound by this process alone: not in
+   * `listeners` (never advertised in Record-Route or Path, which any worker may serve), only a Via.
+   */
+  private createOwnPorts(specs: readonly ListenSpec[]): void {
+    const anyInternal = specs.some((s) => s.side === 'internal')
+    for (const l of this.all) {
+      if (!(l instanceof UdpListener) || (anyInternal && l.spec.side !== 'internal')) continue
+      // An advertised address keeps its host; the port is the one bound.
+      const advertise = l.spec.advertise === undefined ? undefined : splitHostport(l.spec.advertise, 'advertise').host
+      const spec: ListenSpec = { ...l.spec, port: 0, ...(advertise !== undefined ? { advertise } : {}) }
+      this.ownPorts.set(l, new UdpListener(OWN_PORT_ID_BASE + l.id, spec, this.handlers, this.handlerError, this.opts.udpBufferSize))
+    }
   }
 
   /** Bind everything; on any failure close what was bound and reject naming the address. */
   async start(): Promise<void> {
     if (this.started) return
     if (this.secure.length > 0) await this.reloadTls()
-    for (const l of this.all) {
+    for (const l of [...this.all, ...this.ownPorts.values()]) {
       try {
         await l.start()
       } catch (err) {
@@ -81,7 +115,7 @@ export class Transports implements TransportContext {
   async stop(): Promise<void> {
     this.started = false
     for (const conn of this.table.all()) conn.destroy()
-    await Promise.all(this.all.map((l) => l.close()))
+    await Promise.all([...this.all, ...this.ownPorts.values()].map((l) => l.close()))
   }
 
   /**

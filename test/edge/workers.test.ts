@@ -1,6 +1,6 @@
 // `sipedge --workers 2`: two processes bind the same ports (SO_REUSEPORT), the kernel spreads callers over
-// them by source address, and a response that lands on the worker that did not send the request is handed
-// to the one that did. Calls, CANCEL, retransmissions, failover, SIGHUP reload, drain, a SIGKILLed worker
+// them by source address, and each worker sends toward the backends from a port of its own, so their answers
+// come back to the worker that sent the request. Calls, CANCEL, retransmissions, failover, SIGHUP reload, drain, a SIGKILLed worker
 // and SIGTERM, with SIPp callers on many source ports (-t un: one socket per call) and SIPp backends.
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -66,9 +66,10 @@ t.test('CANCEL of ringing calls over both workers: every call ends with 487, non
   t.equal(r.failed, 0)
   const started = await perWorker(admin, 'sipedge_worker_calls_started_total')
   t.ok(started[0]! > 0 && started[1]! > 0, `both workers took INVITEs: ${started}`)
-  // The ringing backend answers from one port: for about half the calls its 180 and 487 reach the other worker.
+  // Each worker sent its INVITEs and CANCELs from its own port: the backend's 180s, 200s to CANCEL and 487s
+  // come back to it, none crosses to the other worker (the callers' CANCEL and ACK come from the INVITE's source).
   const handed = await perWorker(admin, 'sipedge_worker_handed_over_total')
-  t.ok(handed[0]! + handed[1]! > 0, `responses handed to their owner: ${handed}`)
+  t.same(handed, [0, 0], 'no message handed between workers')
 })
 
 t.test('SIGHUP reaches every worker: new backends from the file, calls and failover spread over both', async (t) => {
@@ -118,14 +119,11 @@ t.test('TCP callers: the backend\'s BYE reaches the caller\'s connection, whiche
   const done = await edge.waitLog((l) => edge.logs().indexOf(l) >= from && l.msg === 'SIGHUP: config reloaded', 5000, 'the primary: every worker reloaded')
   t.equal(done.workers, 2, 'one line for both workers')
   t.same(done.applied, ['backends'])
-  // -t tn: one TCP connection per call, spread over the workers' listening sockets; the backend's BYEs all
-  // come from its one UDP port and land on one worker, which sends half of them through the other's connections.
-  const before = await perWorker(admin, 'sipedge_worker_handed_over_total')
+  // -t tn: one TCP connection per call, spread over the workers' listening sockets. SIPp sends its BYE back to
+  // where the INVITE came from, the worker's own port (an Asterisk follows the route set to the shared port and
+  // lands on either worker: workers_dialogs.test.ts): the BYE reaches the caller's connection on that worker.
   const r = await runUac({ scenario: 'uac_callee_bye', target: `127.0.0.1:${edgePort}`, transport: 'tcp', calls: 40, rate: 40, t, traceMsg: false, extra: ['-t', 'tn', '-max_socket', '64'] })
   t.equal(r.successful, 40, describe(r))
-  const after = await perWorker(admin, 'sipedge_worker_handed_over_total')
-  // Each BYE and its ACK-less 200 back: the BYE goes to the worker the Route names, which holds the dialog and the connection.
-  t.ok(after[0]! + after[1]! - before[0]! - before[1]! >= 10, `BYEs handed to the worker holding the dialog: ${before} -> ${after}`)
   await waitFor(async () => (await sum(admin, 'sipedge_calls_active', /.*/)) <= 1, { timeoutMs: 3000, what: 'every TCP call ended on the worker holding it' })
   writeBackends([`sip:${answering.id}`, `sip:${busy.id}`])
   edge.proc.child.kill('SIGHUP')
