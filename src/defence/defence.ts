@@ -12,7 +12,6 @@
  *    a response other than those to a request with credentials is a successful authentication and resets.
  */
 import type { BlockList } from 'node:net'
-import { LRUCache } from 'lru-cache'
 import { pino, type Logger } from 'pino'
 import { cidrList, inList } from '../proxy/addressing.js'
 import { H, type SipMessage } from '../sip/index.js'
@@ -20,6 +19,7 @@ import { BAN_REASONS, BanTable, validAddress, type Ban, type BanReason } from '.
 import { SlidingCounter } from './counters.js'
 import { DEFAULT_SCANNER_AGENTS, DEFAULT_SCANNER_FROM, DEFENCE_DEFAULTS } from './defaults.js'
 import { Fingerprints, type FingerprintHit } from './fingerprint.js'
+import { LruMap } from '../util/lru_map.js'
 
 export interface DefenceOptions {
   /** What a banned source gets: nothing (default; scanners learn nothing) or 403. */
@@ -98,8 +98,8 @@ export class Defence {
   onLift: ((address: string) => void) | undefined
 
   private readonly bans: BanTable
-  private readonly sources: LRUCache<string, SourceCounters>
-  private readonly users: LRUCache<string, UserCounter>
+  private readonly sources: LruMap<string, SourceCounters>
+  private readonly users: LruMap<string, UserCounter>
   private readonly fingerprints: Fingerprints | undefined
   private readonly allowList: BlockList | undefined
   private readonly banVerdict: Verdict
@@ -125,8 +125,8 @@ export class Defence {
     }
     this.bans = new BanTable(opts.maxBans ?? d.maxBans, this.now)
     const tracked = Math.max(1, opts.maxTracked ?? d.maxTracked)
-    this.sources = new LRUCache<string, SourceCounters>({ max: tracked })
-    this.users = new LRUCache<string, UserCounter>({ max: tracked })
+    this.sources = new LruMap<string, SourceCounters>({ max: tracked })
+    this.users = new LruMap<string, UserCounter>({ max: tracked })
     const rules = {
       userAgents: opts.userAgents ?? DEFAULT_SCANNER_AGENTS,
       from: opts.fromPatterns ?? DEFAULT_SCANNER_FROM,

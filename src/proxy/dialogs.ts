@@ -1,6 +1,6 @@
-import { LRUCache } from 'lru-cache'
 import type { Backend } from '../dispatch/backend.js'
 import type { Peer } from '../transport/types.js'
+import { LruMap } from '../util/lru_map.js'
 
 /**
  * A call the edge carries. The Record-Route token is the source of truth for routing in-dialog requests;
@@ -29,17 +29,15 @@ export interface DialogTableOptions {
 }
 
 export class DialogTable {
-  private readonly cache: LRUCache<string, Dialog>
+  private readonly cache: LruMap<string, Dialog>
   private ending: 'bye' | 'cleared' | undefined
   /** Call-IDs by TCP flow ('address|port') of either party: an idle connection a dialog uses stays open. */
   private readonly tcpFlows = new Map<string, Set<string>>()
 
   constructor(private readonly opts: DialogTableOptions) {
-    this.cache = new LRUCache<string, Dialog>({
+    this.cache = new LruMap<string, Dialog>({
       max: opts.max,
-      ttl: opts.ttlS * 1000,
-      ttlAutopurge: false,
-      updateAgeOnGet: true,
+      ttlMs: opts.ttlS * 1000,
       dispose: (dialog, _key, reason) => {
         this.unindex(dialog)
         const why = this.ending ?? (reason === 'expire' ? 'expired' : reason === 'evict' ? 'evicted' : undefined)
@@ -120,7 +118,7 @@ export class DialogTable {
   page(offset: number, limit: number): { total: number; items: Dialog[] } {
     const items: Dialog[] = []
     let i = 0
-    for (const d of this.cache.rvalues()) {
+    for (const d of this.cache.values()) {
       if (i++ < offset) continue
       if (items.length >= limit) break
       if (d) items.push(d)
