@@ -45,6 +45,29 @@ function gcSummary(lines) {
   }
   return [...kinds].map(([kind, k]) => `${kind} ${k.n}x, ${k.total.toFixed(1)} ms in all, longest ${k.max.toFixed(2)} ms`).join('; ')
 }
+/**
+ * The same INVITE -> 100 Trying read off the loopback interface with kernel timestamps (lib/wire_latency.py,
+ * needs root and python3: the bench runs in ./test/netns.sh): the edge's own time, without the caller's event
+ * loop (its GC pauses and wake-ups count in the caller's figure above). Undefined when it cannot run.
+ */
+function startWireLatency() {
+  const py = spawn('python3', [fileURLToPath(new URL('./lib/wire_latency.py', import.meta.url)), '5060'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  py.stdout.on('data', (d) => (out += d))
+  const exited = new Promise((resolve) => py.on('close', resolve))
+  py.on('error', () => {})
+  return {
+    async stop() {
+      py.kill('SIGTERM')
+      await exited
+      try {
+        return JSON.parse(out)
+      } catch {
+        return undefined
+      }
+    },
+  }
+}
 const stopAll = async () => {
   edge.kill('SIGKILL')
   backendProc.kill('SIGKILL')
@@ -55,14 +78,20 @@ try {
   // Warm-up (JIT) first, then the measured run.
   await runCaller({ edge: { host: '127.0.0.1', port: 5060 }, host: '127.0.0.10', calls: Math.min(2000, calls), rate })
   measuring = true
+  const wire = startWireLatency()
   const r = await runCaller({ edge: { host: '127.0.0.1', port: 5060 }, host: '127.0.0.11', calls, rate })
   measuring = false
+  const onWire = await wire?.stop()
   const q = (a, p) => a[Math.min(a.length - 1, Math.floor((p / 100) * a.length))]
   const trying = [...r.tryingMs].sort((a, b) => a - b)
   const setup = [...r.setupMs].sort((a, b) => a - b)
   console.log(`${calls} calls at ${rate}/s through sipedge: ${r.completed} completed, ${r.failed} failed`)
   console.log(`INVITE -> 100 Trying  p50 ${q(trying, 50).toFixed(3)} ms  p90 ${q(trying, 90).toFixed(3)} ms  p95 ${q(trying, 95).toFixed(3)} ms  p99 ${q(trying, 99).toFixed(3)} ms  max ${trying.at(-1).toFixed(3)} ms  (n=${trying.length})`)
   console.log(`INVITE -> 200 OK      p50 ${q(setup, 50)} ms  p99 ${q(setup, 99)} ms (ms resolution)`)
+  if (onWire && onWire.n > 0) {
+    const w = onWire.ms
+    console.log(`on the wire (edge in -> out, kernel timestamps): p50 ${q(w, 50).toFixed(3)} ms  p90 ${q(w, 90).toFixed(3)} ms  p95 ${q(w, 95).toFixed(3)} ms  p99 ${q(w, 99).toFixed(3)} ms  max ${w.at(-1).toFixed(3)} ms  (n=${onWire.n})`)
+  }
   if (traceGc) console.log(`edge GC during the measured run (${edgeNodeArgs.join(' ')}): ${gcSummary(gcLines) || 'none'}`)
 } finally {
   await stopAll()
