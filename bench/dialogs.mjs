@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { armDeadline, stopAll } from './lib/children.mjs'
-import { treeMemory } from './lib/procstat.mjs'
+import { smapsSummary, treeMemory } from './lib/procstat.mjs'
 import { startProxy, startEchoBackendProcess, ROOT } from './lib/proxy.mjs'
 import { UacDriver } from './lib/uac-driver.mjs'
 import { fmt, mb, table } from './lib/stats.mjs'
@@ -20,6 +20,7 @@ const { values: opt } = parseArgs({
     window: { type: 'string', default: '300' },
     clients: { type: 'string', default: '16' },
     settle: { type: 'string', default: '3' },
+    smaps: { type: 'boolean', default: false },
     deadline: { type: 'string', default: '240' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -72,6 +73,7 @@ try {
   const upSeconds = (performance.now() - tUp0) / 1000
   await sleep(Number(opt.settle) * 1000) // let transactions of the last calls finish their timers
   const up = await snapshot()
+  if (opt.smaps) process.stderr.write(smapsSummary(proxy.pid))
   const established = driver.counts.established
 
   // tear down: BYE everything, window-limited

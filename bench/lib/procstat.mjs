@@ -77,6 +77,38 @@ export function treeMemory(rootPid) {
   return { rss, pss }
 }
 
+/**
+ * Where the RSS of each process in the tree lives (--smaps of bench/dialogs.mjs): resident kB summed by mapping
+ * kind — the malloc heap ([heap]), anonymous mappings by size (V8 puts its heap in 256 KB pages and
+ * larger spaces; glibc gives each thread arena a 64 MB reservation), the node binary, other files.
+ */
+export function smapsSummary(rootPid) {
+  let text = ''
+  for (const pid of processTree(rootPid)) {
+    let smaps
+    try {
+      smaps = readFileSync(`/proc/${pid}/smaps`, 'latin1')
+    } catch {
+      continue
+    }
+    const kinds = new Map()
+    let kind = ''
+    for (const line of smaps.split('\n')) {
+      const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
+      if (m) {
+        const size = (parseInt(m[2], 16) - parseInt(m[1], 16)) / 1024
+        const name = m[3]
+        kind = name === '' ? `anon ${size <= 256 ? '<=256K' : size <= 4096 ? '<=4M' : size <= 65536 ? '<=64M' : '>64M'}` : name.endsWith('/node') ? 'node binary' : name.startsWith('[') ? name : 'files'
+        continue
+      }
+      const r = /^Rss:\s+(\d+) kB/.exec(line)
+      if (r) kinds.set(kind, (kinds.get(kind) ?? 0) + Number(r[1]))
+    }
+    text += `pid ${pid} resident MB: ` + [...kinds].filter(([, kb]) => kb >= 1024).sort((a, b) => b[1] - a[1]).map(([k, kb]) => `${k} ${(kb / 1024).toFixed(1)}`).join(', ') + '\n'
+  }
+  return text
+}
+
 /** Host-wide [busy, total] jiffies from /proc/stat, to tell whether the whole machine was saturated. */
 function hostJiffies() {
   try {

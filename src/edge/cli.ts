@@ -18,6 +18,7 @@ import {
 } from './config.js'
 import { applyLogLevels, createLogger } from './logger.js'
 import { availableParallelism } from 'node:os'
+import { setFlagsFromString } from 'node:v8'
 import { runtimeProblem } from './runtime.js'
 import { setWorkerTokens } from '../sip/index.js'
 import { setRouteWorker } from '../proxy/routing.js'
@@ -167,6 +168,8 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
   let log = (io.createLogger ?? ((c: EdgeConfig) => createLogger(c)))(config)
   if (worker !== undefined) log = log.child({ worker })
   for (const w of load.warnings) if (worker === undefined) log.warn({ component: 'config' }, w)
+  // Read by V8 each time it sizes the old generation after a full GC, so setting it now still applies.
+  if (config.limits.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.limits.heapGrowthPercent}`)
   if (workers > 1 && worker === undefined) {
     const primaryLog = log
     const reloadOwn = (): void => {
@@ -188,7 +191,8 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
     log.fatal({ err }, 'sipedge failed to start')
     return 1
   }
-  log.info({ version: VERSION, node: process.version, config: load.file ?? null }, worker === undefined ? 'sipedge running (SIGTERM/SIGINT drain, SIGHUP reloads)' : 'sipedge worker running')
+  const heap = config.limits.heapGrowthPercent > 0 ? { heapGrowthPercent: config.limits.heapGrowthPercent } : {}
+  log.info({ version: VERSION, node: process.version, config: load.file ?? null, ...heap }, worker === undefined ? 'sipedge running (SIGTERM/SIGINT drain, SIGHUP reloads)' : 'sipedge worker running')
 
   return new Promise<number>((resolve) => {
     let stopping = false

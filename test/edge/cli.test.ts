@@ -88,6 +88,15 @@ t.test('invalid config: errors on stderr, exit 2, the edge is never created', as
   t.equal(h.created(), undefined)
 })
 
+t.test('limits.heapGrowthPercent is handed to V8 before the edge starts, and said in the running line', async (t) => {
+  const h = harness({ 'e.yaml': 'backends: [sip:127.0.1.1:5080]\nlogLevel: info\nlimits:\n  heapGrowthPercent: 10\n' })
+  const done = runCli(['--config', 'e.yaml'], h.io)
+  await tick()
+  t.ok(h.logs.some((l) => String(l.msg).startsWith('sipedge running') && l.heapGrowthPercent === 10))
+  h.signals.emit('SIGTERM')
+  t.equal(await done, 0)
+})
+
 t.test('runs the edge; SIGHUP reloads and reports what needs a restart; SIGTERM drains and exits 0', async (t) => {
   const h = harness({ 'e.yaml': 'backends: [sip:127.0.1.1:5080]\nlogLevel: info\n' })
   const done = runCli(['--config', 'e.yaml'], h.io)
