@@ -6,7 +6,7 @@
 // 100 Trying, so before the scenario's optional INVITE recvs it aborted the call and ignored the BYE.
 import t, { type Test } from 'tap'
 import type { SipMessage } from '../../src/sip/index.js'
-import { describe, sippAvailable, startUas, type SippResult } from '../helpers/sipp.js'
+import { describe, sippAvailable, startUas, type SippResult, type SippUas } from '../helpers/sipp.js'
 import { rawUdp, type RawUdp } from '../helpers/udp.js'
 
 const PHONE = '127.0.0.90'
@@ -21,23 +21,34 @@ interface Outcome {
   uasId: string
 }
 
-/** One call: INVITE, then the same INVITE again `when`, ACK, BYE. `otherBranch`: the second INVITE has a new branch. */
-async function call(t: Test, uasIp: string, when: When, otherBranch = false): Promise<Outcome> {
-  const uas = await startUas({ scenario: 'uas', ip: uasIp, t })
+interface Dialing {
+  uas: SippUas
+  phone: RawUdp
+  callId: string
+  invite: string
+  req(method: string, cseq: number, branch: string, toTag?: string, body?: string): string
+  send(text: string): void
+  isAnswer(method: string, status: number): (m: SipMessage) => boolean
+}
+
+/** A UAS running `scenario` and a scripted caller that has sent it an INVITE. */
+async function dial(t: Test, scenario: string, uasIp: string, tag: string, durationMs?: number): Promise<Dialing> {
+  const uas = await startUas({ scenario, ip: uasIp, t, durationMs })
   const phone = await rawUdp(t, PHONE)
-  const callId = `uas-retrans-${when}-${otherBranch ? 'merged' : 'same'}@${PHONE}`
+  const callId = `uas-retrans-${tag}@${PHONE}`
   const target = `sip:service@${uas.id}`
   const sdp = ['v=0', `o=- 1 1 IN IP4 ${PHONE}`, 's=-', `c=IN IP4 ${PHONE}`, 't=0 0', 'm=audio 40000 RTP/AVP 0', 'a=rtpmap:0 PCMU/8000', ''].join('\r\n')
   const req = (method: string, cseq: number, branch: string, toTag?: string, body = ''): string => [
     `${method} ${target} SIP/2.0`,
     `Via: SIP/2.0/UDP ${PHONE}:${phone.port};branch=${branch}`,
-    ...(method === 'INVITE' ? [`Record-Route: <sip:${PHONE}:${phone.port};lr>`] : []),
+    ...(method === 'INVITE' && !toTag ? [`Record-Route: <sip:${PHONE}:${phone.port};lr>`] : []),
     'Max-Forwards: 70',
     `From: <sip:caller@${PHONE}>;tag=caller1`,
     `To: <${target}>${toTag ? `;tag=${toTag}` : ''}`,
     `Call-ID: ${callId}`,
     `CSeq: ${cseq} ${method}`,
     `Contact: <sip:caller@${PHONE}:${phone.port}>`,
+    ...(method === 'REFER' ? [`Refer-To: <sip:transfer@${PHONE}>`, `Referred-By: <sip:caller@${PHONE}>`] : []),
     ...(body ? ['Content-Type: application/sdp'] : []),
     `Content-Length: ${Buffer.byteLength(body)}`,
     '',
@@ -46,10 +57,15 @@ async function call(t: Test, uasIp: string, when: When, otherBranch = false): Pr
   const send = (text: string): void => phone.send(text, uas.ip, uas.port)
   const isAnswer = (method: string, status: number) => (m: SipMessage): boolean =>
     !m.isRequest && m.callId === callId && m.cseq.method === method && m.status === status
-
   const invite = req('INVITE', 1, 'z9hG4bK-uas-retrans-1', undefined, sdp)
-  const again = otherBranch ? invite.replace('z9hG4bK-uas-retrans-1', 'z9hG4bK-uas-retrans-2') : invite
   send(invite)
+  return { uas, phone, callId, invite, req, send, isAnswer }
+}
+
+/** One call: INVITE, then the same INVITE again `when`, ACK, BYE. `otherBranch`: the second INVITE has a new branch. */
+async function call(t: Test, uasIp: string, when: When, otherBranch = false): Promise<Outcome> {
+  const { uas, phone, invite, req, send, isAnswer } = await dial(t, 'uas', uasIp, `${when}-${otherBranch ? 'merged' : 'same'}`)
+  const again = otherBranch ? invite.replace('z9hG4bK-uas-retrans-1', 'z9hG4bK-uas-retrans-2') : invite
   const ok = await phone.next(isAnswer('INVITE', 200), 5000)
   const toTag = ok.toTag!
   if (when !== 'after-ack') {
@@ -99,4 +115,35 @@ if (!sippAvailable()) {
     t.equal(r.uas.successful, 0)
     t.equal(r.uas.failed, 1, 'counted failed on the UAS')
   })
+
+  // The other callee scenarios that answer an INVITE with 200 absorb it the same way before the ACK (and
+  // uas_refer.xml after it too): the dialog's next step still happens. With the old scenarios it did not.
+  const nextStep: Array<{ scenario: string; durationMs?: number; what: string; step: (d: Dialing, toTag: string) => Promise<SipMessage> }> = [
+    { scenario: 'uas_bye', durationMs: 100, what: 'the callee\'s BYE', step: (d) => d.phone.next((m) => m.isRequest && m.method === 'BYE' && m.callId === d.callId, 5000) },
+    { scenario: 'uas_reinvite_callee', durationMs: 100, what: 'the callee\'s re-INVITE', step: (d) => d.phone.next((m) => m.isRequest && m.method === 'INVITE' && m.callId === d.callId, 5000) },
+    { scenario: 'uas_reinvite', what: '200 to the caller\'s re-INVITE', step: (d, toTag) => {
+      d.send(d.req('INVITE', 2, 'z9hG4bK-uas-retrans-re', toTag))
+      return d.phone.next((m) => d.isAnswer('INVITE', 200)(m) && m.cseq.seq === 2, 5000)
+    } },
+    { scenario: 'uas_refer', what: '202 to the caller\'s REFER', step: (d, toTag) => {
+      d.send(d.req('REFER', 2, 'z9hG4bK-uas-retrans-refer', toTag))
+      return d.phone.next(d.isAnswer('REFER', 202), 5000)
+    } },
+  ]
+  for (const n of nextStep) {
+    t.test(`${n.scenario}.xml absorbs a retransmitted INVITE before the ACK: ${n.what} follows`, async (t) => {
+      const d = await dial(t, n.scenario, `127.0.1.${host++}`, n.scenario, n.durationMs)
+      const toTag = (await d.phone.next(d.isAnswer('INVITE', 200), 5000)).toTag!
+      d.send(d.invite)
+      await sleep(200)
+      d.send(d.req('ACK', 1, 'z9hG4bK-uas-retrans-ack', toTag))
+      if (n.scenario === 'uas_refer') {
+        await sleep(100)
+        d.send(d.invite)
+        await sleep(100)
+      }
+      const m = await n.step(d, toTag).catch(() => undefined)
+      t.ok(m, `${n.what} (UAS in ${d.uas.dir})`)
+    })
+  }
 }
