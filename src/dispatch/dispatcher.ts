@@ -1,6 +1,6 @@
 import { Backend, parseBackendUri, targetKey } from './backend.js'
 import { pick, pickHash, usable, type SetState } from './algorithms.js'
-import type { AdminState, Algorithm, BackendSink, BackendSpec, SelectContext } from './types.js'
+import type { AdminState, Algorithm, BackendSink, BackendSpec, HealthState, SelectContext } from './types.js'
 
 export interface DispatcherOptions {
   algorithm?: Algorithm
@@ -213,7 +213,18 @@ export class Dispatcher implements BackendSink {
     return true
   }
 
-  /** Transaction-level failure (timeout, 503, ICMP/TCP error) from the proxy. */
+  /**
+   * Health decided elsewhere (worker processes: the worker that probes, through the primary): taken as it is,
+   * with the streaks reset so that this process's own signals start from it.
+   */
+  setHealth(b: Backend, health: HealthState): void {
+    if (b.retired || b.health === health) return
+    b.health = health
+    b.okStreak = 0
+    b.failStreak = 0
+    this.onChange?.(b, 'health')
+  }
+
   /**
    * A transaction failed on this backend (timeout, 5xx, transport error). That alone never takes it down:
    * under overload the edge's own timeouts would mark every backend down and turn a slowdown into an outage.

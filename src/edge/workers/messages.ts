@@ -22,7 +22,8 @@ export type ToPrimary =
   | { t: 'sipedge:reloaded'; worker: number; applied: string[]; restart: string[]; errors?: string[] }
   /** The worker's listeners are bound and it serves. */
   | { t: 'sipedge:started'; worker: number }
-  | { t: 'sipedge:status'; worker: number; backends: BackendReport[]; dialogs: number; draining: boolean }
+  /** `probing`: this worker runs the OPTIONS prober (worker 0 when probing is on), so its health is the others' too. */
+  | { t: 'sipedge:status'; worker: number; backends: BackendReport[]; dialogs: number; draining: boolean; probing: boolean }
   | { t: 'sipedge:answer'; id: number; value: unknown }
   /** A peer opened a connection to this worker (or it closed): other workers send to that peer through it. */
   | { t: 'sipedge:flow'; worker: number; key: string; open: boolean }
@@ -30,8 +31,11 @@ export type ToPrimary =
 export type ToWorker =
   /** Each worker's relay socket (loopback UDP port), by worker number. */
   | { t: 'sipedge:relay-ports'; ports: number[] }
-  /** Per backend id: the calls the other workers carry (least-calls across workers). */
-  | { t: 'sipedge:others'; calls: Record<string, number> }
+  /**
+   * Per backend id: the calls the other workers carry (least-calls across workers), and the health the probing
+   * worker found (absent when no worker probes).
+   */
+  | { t: 'sipedge:others'; calls: Record<string, number>; health?: Record<string, string> }
   /** Connections held by other workers: peer key -> worker (a snapshot replaces, a change updates). */
   | { t: 'sipedge:flows'; snapshot: boolean; flows: Array<[key: string, worker: number | null]> }
   | { t: 'sipedge:ask'; id: number; what: 'setAdmin'; backend: string; state: 'active' | 'draining' }

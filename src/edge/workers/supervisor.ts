@@ -164,16 +164,23 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
     return 1
   }
 
-  // Least-calls across workers: each worker learns what the others carry per backend, every SYNC_MS.
+  // Least-calls across workers: each worker learns what the others carry per backend, every SYNC_MS; and the
+  // health the one probing worker found (one set of OPTIONS probes per edge, not one per worker).
   const sync = setInterval(() => {
     const total = new Map<string, number>()
     for (const s of slots) for (const b of s.status?.backends ?? []) total.set(b.id, (total.get(b.id) ?? 0) + b.activeCalls)
+    const prober = slots.find((s) => s.status?.probing)?.status
+    let health: Record<string, string> | undefined
+    if (prober) {
+      health = {}
+      for (const b of prober.backends) health[b.id] = b.health
+    }
     for (const s of slots) {
       if (!s.worker || !s.status) continue
       const calls: Record<string, number> = {}
       for (const [id, c] of total) calls[id] = c
       for (const b of s.status.backends) calls[b.id] = (calls[b.id] ?? 0) - b.activeCalls
-      s.worker.send({ t: 'sipedge:others', calls } satisfies ToWorker)
+      s.worker.send({ t: 'sipedge:others', calls, ...(health && s.status !== prober ? { health } : {}) } satisfies ToWorker)
     }
   }, SYNC_MS)
 
@@ -323,5 +330,7 @@ export function workerIndex(env: NodeJS.ProcessEnv): number | undefined {
 export function applySettled(config: EdgeConfig, env: NodeJS.ProcessEnv): EdgeConfig {
   const s = JSON.parse(env[ENV_SETTLED] ?? '{}') as Partial<Settled>
   const { admin: _admin, ...rest } = config
-  return { ...rest, ...(s.secret ? { secret: s.secret } : {}), workers: s.workers ?? config.workers } as EdgeConfig
+  // Worker 0 alone sends the OPTIONS probes; the primary hands the health it finds to the others.
+  const probe = workerIndex(env) === 0 ? config.probe : { ...config.probe, enabled: false }
+  return { ...rest, probe, ...(s.secret ? { secret: s.secret } : {}), workers: s.workers ?? config.workers } as EdgeConfig
 }

@@ -13,6 +13,7 @@ import type { Inbound } from '../../transport/types.js'
 import { bansRoute } from '../../defence/admin.js'
 import { dialogPage } from '../admin_target.js'
 import { UDP_BUFFER_BYTES, type Edge } from '../edge.js'
+import type { HealthState } from '../../dispatch/types.js'
 import { isMessage, SYNC_MS, type BackendReport, type ToPrimary, type ToWorker } from './messages.js'
 import { unwrap, unwrapFlow, wrap, wrapFlow } from './relay.js'
 
@@ -155,7 +156,7 @@ export async function attachWorker(edge: Edge, index: number, send: (m: ToPrimar
     const backends: BackendReport[] = edge.dispatcher.backends().map((b) => ({
       id: b.id, set: b.set, uri: b.uri, weight: b.weight, priority: b.priority, admin: b.admin, health: b.health, activeCalls: b.activeCalls, source: b.source,
     }))
-    send({ t: 'sipedge:status', worker: index, backends, dialogs: edge.proxy.dialogs.size, draining: edge.draining })
+    send({ t: 'sipedge:status', worker: index, backends, dialogs: edge.proxy.dialogs.size, draining: edge.draining, probing: edge.config.probe.enabled })
   }
   const timer = setInterval(report, SYNC_MS)
   timer.unref()
@@ -177,7 +178,11 @@ export async function attachWorker(edge: Edge, index: number, send: (m: ToPrimar
         }
         return
       case 'sipedge:others':
-        for (const b of edge.dispatcher.backends()) b.otherWorkersCalls = m.calls[b.id] ?? 0
+        for (const b of edge.dispatcher.backends()) {
+          b.otherWorkersCalls = m.calls[b.id] ?? 0
+          const health = m.health?.[b.id]
+          if (health !== undefined) edge.dispatcher.setHealth(b, health as HealthState)
+        }
         return
       case 'sipedge:ask': {
         let value: unknown
