@@ -74,6 +74,20 @@ export class NextHopResolver {
     this.random = o.random ?? Math.random
   }
 
+  /** Resolutions done, by outcome (metrics: sipedge_dns_resolutions_total). */
+  readonly resolutions = { ok: 0, nxdomain: 0, error: 0 }
+
+  /** Names cached now, by state (metrics: sipedge_dns_names): answer in its TTL, served stale, or failing. */
+  names(now = Date.now()): { fresh: number; stale: number; failing: number } {
+    const n = { fresh: 0, stale: 0, failing: 0 }
+    for (const e of this.entries.values()) {
+      if (e.targets && now < e.expiresAt) n.fresh++
+      else if (e.targets && now < e.staleUntil) n.stale++
+      else if (e.failure !== undefined) n.failing++
+    }
+    return n
+  }
+
   /** The resolvers asked (for the start-up log). */
   get servers(): string[] {
     return this.client.serverList.map((s) => `${s.address}:${s.port}`)
@@ -146,6 +160,7 @@ export class NextHopResolver {
   }
 
   private resolved(e: Entry, r: Resolution, now: number): void {
+    this.resolutions.ok++
     const ttlMs = Math.min(MAX_TTL_MS, Math.max(MIN_TTL_MS, r.ttlS * 1000))
     const servername = e.name.host
     const targets: Weighted[] = r.targets.map((t) => ({
@@ -169,6 +184,8 @@ export class NextHopResolver {
 
   private failedResolving(e: Entry, err: Error, now: number): void {
     const authoritative = err instanceof NoSuchTarget
+    if (authoritative) this.resolutions.nxdomain++
+    else this.resolutions.error++
     const first = e.failure === undefined
     e.failure = err.message
     if (authoritative) {

@@ -26,7 +26,7 @@ import { etcdConnection, inboundTrunks, servedDomains, sourceFilter } from './co
 import { keepRunning, restartNeeded } from './reload_keys.js'
 import { HepExporter } from './hep.js'
 import { componentLogger, createLogger, applyLogLevels } from './logger.js'
-import { createMetrics, type EdgeMetrics } from './metrics.js'
+import { createMetrics, registerNextHopMetrics, type EdgeMetrics } from './metrics.js'
 import { EdgeStats, statsObserver } from './stats.js'
 import { Defence } from '../defence/defence.js'
 import type { SharedBans } from '../defence/shared.js'
@@ -139,6 +139,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
       etcdState: () => (!this.etcd ? 'off' : this.etcd.state === 'synced' ? 'connected' : 'disconnected'),
     })
     registerDefenceMetrics(this.metrics.registry, () => this.defence)
+    registerNextHopMetrics(this.metrics.registry, () => this.proxy?.path.registrations, () => this.resolver)
     if (media?.stats) registerMediaMetrics(this.metrics.registry, media.stats, media.anchor.pool)
   }
 

@@ -171,3 +171,19 @@ export function createMetrics(
     },
   }
 }
+
+/** Counters a count object's keys become label values of (`{ ok: 3 }` -> `{result="ok"} 3`). */
+function byKey(counts: Record<string, number> | undefined, label: string): Sample[] | undefined {
+  return counts && Object.entries(counts).map(([k, value]) => ({ value, labels: { [label]: k } }))
+}
+
+/** Registrations relayed through the edge (Path) and the RFC 3263 resolver of next hops given by name. */
+export function registerNextHopMetrics(
+  registry: Registry,
+  registrations: () => Record<string, number> | undefined,
+  resolver: () => { resolutions: Record<string, number>; names(): Record<string, number> } | undefined,
+): void {
+  register(registry, 'sipedge_registrations_total', 'counter', 'Final answers to public REGISTERs relayed back, by result (ok = 2xx, challenged = 401/407, failed = other)', () => byKey(registrations(), 'result'))
+  register(registry, 'sipedge_dns_resolutions_total', 'counter', 'RFC 3263 resolutions of next-hop names, by outcome (nxdomain = the name or its records do not exist)', () => byKey(resolver()?.resolutions, 'outcome'))
+  register(registry, 'sipedge_dns_names', 'gauge', 'Next-hop names cached, by state (fresh = within TTL, stale = served past TTL while the resolvers fail, failing = no usable answer)', () => byKey(resolver()?.names(), 'state'))
+}

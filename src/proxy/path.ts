@@ -27,6 +27,8 @@ export class PathStep {
   media: MediaStep | undefined
   /** NAT keepalives to the flows of live registrations (`nat.keepalive`), when on. */
   keepalive: KeepaliveTable | undefined
+  /** Final answers to public REGISTERs relayed back (metrics: sipedge_registrations_total). */
+  readonly registrations = { ok: 0, challenged: 0, failed: 0 }
 
   constructor(
     private readonly core: ProxyCore,
@@ -128,6 +130,12 @@ export class PathStep {
    * leave; a 2xx tells the keepalive table how long the flow stays registered.
    */
   response(st: ServerTx, msg: SipMessage, ed: MessageEditor): void {
+    const status = msg.status
+    if (status >= 200) {
+      if (status < 300) this.registrations.ok++
+      else if (status === 401 || status === 407) this.registrations.challenged++
+      else this.registrations.failed++
+    }
     if (msg.indexOf('Path') >= 0) ed.removeHeaders('Path')
     const ka = this.keepalive
     if (ka && msg.status >= 200 && msg.status < 300 && st.request) ka.learn(st, st.request, msg)

@@ -198,7 +198,7 @@ t.test('an unreachable resolver: the cached answer is kept past its TTL; a name 
   const a = await carrier(t, '127.0.143.11')
   const dns = await startDnsmasq(t, '127.0.143.53', { srv: [['_sip._udp.carrier.test', 'x.carrier.test', a.port, 10, 0]], a: [['x.carrier.test', a.address]], ttlS: 1 })
   const sink = logSink()
-  const { send } = await outbound(t, '127.0.143', dns.server, { staleMs: 60_000, logger: sink.logger })
+  const { send, e } = await outbound(t, '127.0.143', dns.server, { staleMs: 60_000, logger: sink.logger })
   t.equal((await send('INVITE', 'sip:+15551234567@carrier.test')).status, 200, 'no trunk: the Request-URI host is the next hop, by name')
   await dns.stop()
   await sleep(2500)
@@ -211,6 +211,12 @@ t.test('an unreachable resolver: the cached answer is kept past its TTL; a name 
   t.equal(r1.reason, 'Next Hop Does Not Resolve')
   t.equal((await send('MESSAGE', 'sip:+15551234567@never.test')).status, 503)
   t.equal(sink.lines.filter((l) => l['name'] === 'never.test').length, 1, 'and logged once, not per request')
+  // What an operator's dashboard sees: one name served stale, one failing; resolutions that worked, then errors.
+  const text = await e.edge.metrics.registry.metrics()
+  t.match(text, /sipedge_dns_names\{state="stale"\} 1\n/)
+  t.match(text, /sipedge_dns_names\{state="failing"\} 1\n/)
+  t.match(text, /sipedge_dns_resolutions_total\{outcome="ok"\} [1-9]/)
+  t.match(text, /sipedge_dns_resolutions_total\{outcome="error"\} [1-9]/)
 })
 
 t.test("in-dialog requests follow a carrier's Record-Route by name, from the cache", async (t) => {

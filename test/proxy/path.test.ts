@@ -207,6 +207,10 @@ t.test('one AOR, one registrar: re-REGISTER, un-REGISTER, Contact: * and the dig
   await phone.next((m) => m.cseq.seq === 5)
   const counts = e.seen.map((s) => s.length)
   t.same(counts.filter((n) => n > 0), [5], `all five REGISTERs on one backend (${counts.join('/')})`)
+  const text = await e.edge.metrics.registry.metrics()
+  t.match(text, /sipedge_registrations_total\{result="challenged"\} 1\n/, 'the 401 counted as a challenge')
+  t.match(text, /sipedge_registrations_total\{result="ok"\} 4\n/, 'the four 200s')
+  t.match(text, /sipedge_registrations_total\{result="failed"\} 0\n/)
 })
 
 t.test('STUN binding requests on the SIP UDP port are answered, never parsed as SIP', async (t) => {
