@@ -126,6 +126,6 @@ try {
   await proxy?.stop()
   await backend?.stop()
   await stopAll()
-  rmSync(tmpDir, { recursive: true, force: true })
+  if (!process.env.BENCH_KEEP_TMP) rmSync(tmpDir, { recursive: true, force: true })
 }
 process.exit(process.exitCode ?? 0)

@@ -5,16 +5,14 @@ import type { Backend } from '../dispatch/backend.js'
 import { Dispatcher, type BackendChange } from '../dispatch/dispatcher.js'
 import { Prober } from '../dispatch/prober.js'
 import type { EtcdSource } from '../discovery/etcd_source.js'
-import { Sides, cidrList, peerFromUri } from '../proxy/addressing.js'
-import { NextHopResolver, hopName, type HopName } from '../dns/index.js'
+import { Sides, cidrList } from '../proxy/addressing.js'
+import type { NextHopResolver } from '../dns/index.js'
 import type { ProxyHooks } from '../proxy/hooks.js'
 import type { ProxyMedia } from '../proxy/media_step.js'
 import { registerMediaMetrics } from '../media/metrics.js'
 import { anchors } from '../media/index.js'
 import { EdgeMedia } from './edge_media.js'
 import { Proxy } from '../proxy/proxy.js'
-import { parseUri } from '../sip/index.js'
-import { isIP } from 'node:net'
 import { parseListenSpec } from '../transport/listen-spec.js'
 import { Transports } from '../transport/transports.js'
 import type { Inbound, Listener, ListenSpec, Peer } from '../transport/types.js'
@@ -22,7 +20,7 @@ import { startAdmin, type AdminServer } from './admin.js'
 import { adminTarget } from './admin_target.js'
 import { webrtcPage } from './webrtc_page.js'
 import { DEFAULT_CONFIG, changedKeys, parseBackendSpec, validateConfig, type EdgeConfig } from './config.js'
-import { etcdConnection, inboundTrunks, servedDomains, sourceFilter } from './config_inputs.js'
+import { etcdConnection, inboundTrunks, nextHops, proxyOptions, servedDomains, sourceFilter } from './config_inputs.js'
 import { keepRunning, restartNeeded } from './reload_keys.js'
 import { HepExporter } from './hep.js'
 import { componentLogger, createLogger, applyLogLevels } from './logger.js'
@@ -162,53 +160,19 @@ export class Edge extends EventEmitter<EdgeEvents> {
       this.defence = new Defence({ ...d, maxTracked: d.maxBans, log: componentLogger(this.log, c, 'defence') })
     }
     const sides = new Sides(this.transports.listeners, cidrList(c.trustedNetworks), servedDomains(c.domains), this.transports.ownPortList())
-    const publicSide = this.transports.listeners.filter((l) => l.spec.side === 'public' || !sides.twoSided)
-    const resolver = (this.resolver = new NextHopResolver({
-      servers: c.dns.servers,
-      staleMs: c.dns.staleMs,
-      timeoutMs: c.dns.timeoutMs,
-      transports: new Set(publicSide.map((l) => l.spec.proto).filter((p) => p === 'udp' || p === 'tcp' || p === 'tls')),
-      ipv6: publicSide.some((l) => isIP(l.spec.host) === 6),
-      log: componentLogger(this.log, c, 'dns'),
-    }))
-    resolver.start()
-    let trunk: Peer | undefined
-    let trunkName: HopName | undefined
-    if (c.trunk) {
-      const uri = parseUri(c.trunk)
-      trunk = peerFromUri(uri)
-      if (!trunk) {
-        // By name: resolved now in the background and kept fresh; the first call waits only if it is not done yet.
-        trunkName = hopName(uri.host, uri.port, uri.params['transport'], uri.scheme === 'sips')
-        void resolver.keep(trunkName)
-      }
-    }
+    const hops = nextHops(c, this.transports.listeners, sides.twoSided, componentLogger(this.log, c, 'dns'))
+    this.resolver = hops.resolver
     this.proxy = new Proxy(
       this.transports,
       sides,
       this.dispatcher,
       {
-        secret: c.secret,
-        failover: c.failover,
-        maxTransactions: c.limits.maxTransactions,
-        maxDialogs: c.limits.maxDialogs,
-        dialogTtlS: c.limits.dialogTtlS,
-        ...(trunk ? { trunk } : {}),
-        ...(trunkName ? { trunkName } : {}),
-        resolver,
-        ...(c.inboundTrunks.length ? { inboundTrunks: inboundTrunks(c.inboundTrunks) } : {}),
+        ...proxyOptions(c),
+        ...hops.proxy,
         ...(this.hooks ? { hooks: this.hooks } : {}),
         ...(this.media ? { media: this.media } : {}),
         observer: statsObserver(this.stats, (b) => this.callsPerBackend.set(b, (this.callsPerBackend.get(b) ?? 0) + 1)),
-        rateLimit: c.rateLimit,
-        maskCallId: c.maskCallId,
-        filters: {
-          public: sourceFilter(c.allowPublic, c.denyPublic),
-          internal: sourceFilter(c.allowInternal, c.denyInternal),
-        },
         ...(this.defence ? { defence: this.defence } : {}),
-        ...(c.registrar.set !== undefined ? { registrarSet: c.registrar.set } : {}),
-        ...(c.nat.keepalive ? { natKeepalive: { intervalMs: c.nat.keepaliveIntervalMs, method: c.nat.keepaliveMethod, max: c.nat.maxFlows } } : {}),
       },
       componentLogger(this.log, c, 'proxy'),
     )
