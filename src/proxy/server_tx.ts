@@ -138,9 +138,15 @@ export class ServerTransactions {
     if (st.lastStatus >= 200 && !(status < 300 && st.isInvite)) return
     st.lastStatus = status
     st.lastResponse = out
+    // Answered: nothing will be forwarded again. What the held transaction still refers to lives on for its
+    // 5 s hold and gets promoted by the young-generation GC (the pause behind the latency tail): the route
+    // state keeps the request's parsed Route entries, and through them the received datagram.
     st.hookEdit = undefined
     st.bestResponse = undefined
     st.tried = undefined
+    st.route = undefined
+    st.hops = undefined
+    st.cancelReasons = undefined
     core.wheel.disarm(st)
     if (st.isInvite && status < 300) {
       // Accepted (RFC 6026): absorb retransmitted INVITEs, let the end-to-end 2xx retransmissions through;
