@@ -59,6 +59,8 @@ export interface ShutdownResult {
 export interface EdgeEvents {
   backend: [backend: Backend, change: BackendChange]
   draining: []
+  /** An rtpengine instance of the edge's own media room changed health (mediaUnready() may have changed). */
+  media: []
 }
 
 /**
@@ -97,7 +99,7 @@ export class Edge extends EventEmitter<EdgeEvents> {
     this.log = log
     this.hooks = hooks
     if (media === undefined) {
-      this.ownMedia = EdgeMedia.create(config.media, componentLogger(log, config, 'media'))
+      this.ownMedia = EdgeMedia.create(config.media, componentLogger(log, config, 'media'), () => this.emit('media'))
       media = this.ownMedia?.proxyMedia
     }
     this.media = media

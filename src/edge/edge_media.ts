@@ -12,16 +12,17 @@ export class EdgeMedia {
   private config: MediaConfig
 
   /** Undefined when no set anchors: then the edge creates no media room at all. */
-  static create(section: EdgeConfig['media'], log: Logger): EdgeMedia | undefined {
-    return anchors(section) ? new EdgeMedia(section, log) : undefined
+  static create(section: EdgeConfig['media'], log: Logger, onHealth?: () => void): EdgeMedia | undefined {
+    return anchors(section) ? new EdgeMedia(section, log, onHealth) : undefined
   }
 
-  private constructor(section: EdgeConfig['media'], log: Logger) {
+  private constructor(section: EdgeConfig['media'], log: Logger, onHealth?: () => void) {
     this.config = toMediaConfig(section)
     const room = (this.room = createMedia(this.config, {
       onHealth: (inst, before) => {
         const level = inst.health === 'down' ? 'warn' : 'info'
         log[level]({ rtpengine: inst.id, address: inst.toString(), health: inst.health, before }, 'rtpengine changed')
+        onHealth?.()
       },
     }))
     this.proxyMedia = {

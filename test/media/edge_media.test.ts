@@ -107,7 +107,11 @@ t.test('readiness and SIGHUP: no rtpengine up -> /readyz 503 and calls 503; a ne
 
   a.kill('SIGKILL')
   await edge.waitLog((l) => l.msg === 'rtpengine changed' && l['health'] === 'down', 5000, 'rtpengine down')
-  const ready = await admin(adminPort, '/readyz')
+  // With --workers (SIPEDGE_TEST_WORKERS) the primary learns it from the worker over IPC, just after that log line.
+  const ready = await waitFor(async () => {
+    const r = await admin(adminPort, '/readyz')
+    return r.status === 503 ? r : undefined
+  }, { what: '/readyz 503', timeoutMs: 2000 })
   t.equal(ready.status, 503, '/readyz: not ready')
   t.match(ready.body, /no rtpengine up/)
   const refused = await call()

@@ -23,7 +23,8 @@ export type ToPrimary =
   /** The worker's listeners are bound and it serves. */
   | { t: 'sipedge:started'; worker: number }
   /** `probing`: this worker runs the OPTIONS prober (worker 0 when probing is on), so its health is the others' too. */
-  | { t: 'sipedge:status'; worker: number; backends: BackendReport[]; dialogs: number; draining: boolean; probing: boolean }
+  /** `unready`: why this worker would answer /readyz 503 besides backends and draining (no rtpengine up). */
+  | { t: 'sipedge:status'; worker: number; backends: BackendReport[]; dialogs: number; draining: boolean; probing: boolean; unready?: string }
   | { t: 'sipedge:answer'; id: number; value: unknown }
   /** A peer opened a connection to this worker (or it closed): other workers send to that peer through it. */
   | { t: 'sipedge:flow'; worker: number; key: string; open: boolean }

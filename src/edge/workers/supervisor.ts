@@ -213,6 +213,8 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
         if (slots.some((s) => !s.status)) return { ready: false, reason: 'a worker is starting' }
         if (slots.some((s) => s.status!.draining)) return { ready: false, reason: 'draining' }
         if (!mergedBackends(slots).some((b) => b.admin === 'active' && b.health !== 'down')) return { ready: false, reason: 'no eligible backend' }
+        const unready = slots.find((s) => s.status!.unready !== undefined)?.status!.unready
+        if (unready !== undefined) return { ready: false, reason: unready }
         return { ready: true }
       },
       backends: () => mergedBackends(slots),

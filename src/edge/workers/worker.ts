@@ -156,10 +156,13 @@ export async function attachWorker(edge: Edge, index: number, send: (m: ToPrimar
     const backends: BackendReport[] = edge.dispatcher.backends().map((b) => ({
       id: b.id, set: b.set, uri: b.uri, weight: b.weight, priority: b.priority, admin: b.admin, health: b.health, activeCalls: b.activeCalls, source: b.source,
     }))
-    send({ t: 'sipedge:status', worker: index, backends, dialogs: edge.proxy.dialogs.size, draining: edge.draining, probing: edge.config.probe.enabled })
+    const unready = edge.mediaUnready()
+    send({ t: 'sipedge:status', worker: index, backends, dialogs: edge.proxy.dialogs.size, draining: edge.draining, probing: edge.config.probe.enabled, ...(unready !== undefined ? { unready } : {}) })
   }
   const timer = setInterval(report, SYNC_MS)
   timer.unref()
+  // The primary's /readyz should not lag an rtpengine going down by a sync period.
+  edge.on('media', report)
 
   let knowPorts: (() => void) | undefined
   const portsKnown = new Promise<void>((resolve) => (knowPorts = resolve))
@@ -216,6 +219,7 @@ export async function attachWorker(edge: Edge, index: number, send: (m: ToPrimar
       clearInterval(timer)
       process.off('message', onMessage)
       process.off('disconnect', orphaned)
+      edge.off('media', report)
       edge.intercept = undefined
       edge.transports.handOff = undefined
       edge.transports.table.inboundObserver = undefined
