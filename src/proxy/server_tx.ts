@@ -97,7 +97,7 @@ export class ServerTransactions {
   sendProvisional(st: ServerTx, status: number, reason: string): void {
     if (!st.request) return
     const out = buildResponse(st.request, status, reason)
-    st.lastResponse = out
+    st.lastResponse = held(out)
     this.core.observer.localReply(status)
     this.core.observer.responseSent(st.side, status)
     this.core.transports.send(out, st.responseDest, st.listener, st.connId)
@@ -129,7 +129,7 @@ export class ServerTransactions {
     // CANCEL (487), failover exhausted (503), any failure relayed: the call will not exist.
     if (status >= 300 && this.media && st.isInvite) this.media.failed(st)
     if (status < 200) {
-      st.lastResponse = out
+      st.lastResponse = held(out)
       st.lastStatus = status
       return
     }
@@ -137,7 +137,7 @@ export class ServerTransactions {
     if (st.state >= enumState.accepted) return
     if (st.lastStatus >= 200 && !(status < 300 && st.isInvite)) return
     st.lastStatus = status
-    st.lastResponse = out
+    st.lastResponse = held(out)
     // Answered: nothing will be forwarded again. What the held transaction still refers to lives on for its
     // 5 s hold and gets promoted by the young-generation GC (the pause behind the latency tail): the route
     // state keeps the request's parsed Route entries, and through them the received datagram.
@@ -216,4 +216,16 @@ export class ServerTransactions {
     this.servers.clear()
     this.answered.clear()
   }
+}
+
+/**
+ * A response kept for retransmission (while ringing, or for the 5 s hold) in a buffer of its own. Small
+ * Buffers are slices of Node's shared 64 KB pool (Buffer.poolSize on Node 24), and one kept slice keeps its
+ * whole slab alive: the slabs every forwarded message is cut from stayed pinned by a response each.
+ */
+function held(out: Buffer): Buffer {
+  if (out.byteLength === out.buffer.byteLength) return out
+  const own = Buffer.allocUnsafeSlow(out.byteLength)
+  out.copy(own)
+  return own
 }
