@@ -365,6 +365,11 @@ export class Edge extends EventEmitter<EdgeEvents> {
     this.ownMedia.reconfigure(keepRunning(this.config, next, needRestart).media)
   }
 
+  /** OPTIONS probes running (config `probe.enabled`, as last loaded or reloaded). */
+  get probing(): boolean {
+    return this.prober !== undefined
+  }
+
   /** /readyz: a set anchors with policy reject and no rtpengine can take a call: every new call would get 503. */
   mediaUnready(): string | undefined {
     return this.ownMedia?.unready()

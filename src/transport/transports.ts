@@ -14,8 +14,8 @@ import { WsListener } from './ws.js'
 
 type AnyListener = UdpListener | TcpListener | TlsListener | WsListener
 
-/** Listener ids of the own ports (worker processes): apart from the configured listeners' 1, 2, 3… */
-const OWN_PORT_ID_BASE = 1000
+/** Listener ids of the own ports (worker processes): the shared listener's id plus this. */
+export const OWN_PORT_ID_BASE = 1000
 
 /** Wildcard binds: let the kernel pick the source address of outbound connections. */
 function isWildcard(host: string): boolean {

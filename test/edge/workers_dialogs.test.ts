@@ -63,6 +63,11 @@ t.test('a backend answers each worker at the port in its Via; its BYEs follow th
     const route = ok.getHeaders('Record-Route').join(', ')
     c.send(request({ method: 'ACK', ruri: ok.contacts[0]!.uriText, from: { host: c.address, port: c.port }, callId: `wd-${i}`, toTag: ok.toTag, lines: [`Route: ${route}`] }), EDGE, port)
   }
+  // One BYE goes instead to the other worker's own port (a backend answering the wrong Via): that worker hands
+  // it to the one the Route names, as received on the shared listener (the holder has no socket on that port).
+  const swOf = (m: SipMessage): string => /;sw=(\d+)/.exec(m.getHeader('Record-Route') ?? '')![1]!
+  const stray = invites[0]!
+  const otherPort = invites.find((m) => swOf(m) !== swOf(stray))!.via.port!
   for (const inv of invites) {
     const rrs = inv.getHeaders('Record-Route').flatMap((v) => v.split(/,(?=\s*<)/)).map((s) => s.trim())
     const toTag = newTag()
@@ -78,7 +83,7 @@ t.test('a backend answers each worker at the port in its Via; its BYEs follow th
       'Content-Length: 0',
       '',
       '',
-    ].join('\r\n'), EDGE, port)
+    ].join('\r\n'), EDGE, inv === stray ? otherPort : port)
   }
   const byes = await Promise.all(callers.map((c) => c.next((m) => m.method === 'BYE', 5000)))
   for (const [i, c] of callers.entries()) c.socket.send(buildResponse(byes[i]!, 200), port, EDGE)

@@ -22,8 +22,10 @@ export type ToPrimary =
   | { t: 'sipedge:reloaded'; worker: number; applied: string[]; restart: string[]; errors?: string[] }
   /** The worker's listeners are bound and it serves. */
   | { t: 'sipedge:started'; worker: number }
-  /** `probing`: this worker runs the OPTIONS prober (worker 0 when probing is on), so its health is the others' too. */
-  /** `unready`: why this worker would answer /readyz 503 besides backends and draining (no rtpengine up). */
+  /**
+   * `probing`: this worker runs the OPTIONS prober (worker 0 when probing is on), so its health is the others' too.
+   * `unready`: why this worker would answer /readyz 503 besides backends and draining (no rtpengine up).
+   */
   | { t: 'sipedge:status'; worker: number; backends: BackendReport[]; dialogs: number; draining: boolean; probing: boolean; unready?: string }
   | { t: 'sipedge:answer'; id: number; value: unknown }
   /** A peer opened a connection to this worker (or it closed): other workers send to that peer through it. */

@@ -13,6 +13,7 @@ import type { Inbound } from '../../transport/types.js'
 import { bansRoute } from '../../defence/admin.js'
 import { dialogPage } from '../admin_target.js'
 import { UDP_BUFFER_BYTES, type Edge } from '../edge.js'
+import { OWN_PORT_ID_BASE } from '../../transport/transports.js'
 import type { HealthState } from '../../dispatch/types.js'
 import { isMessage, SYNC_MS, type BackendReport, type ToPrimary, type ToWorker } from './messages.js'
 import { unwrap, unwrapFlow, wrap, wrapFlow } from './relay.js'
@@ -111,7 +112,9 @@ export async function attachWorker(edge: Edge, index: number, send: (m: ToPrimar
     if (owner < 0 || owner === index) return false
     const port = ports[owner]
     if (port === undefined || port === 0) return false // the owner is restarting: its transactions are gone
-    relay.send(wrap(msg.buf, msg.start, msg.end, inb.listener.id, inb.source), port, '127.0.0.1')
+    // Another worker has no socket on this worker's own port: it takes it as received on the shared listener.
+    const listenerId = inb.listener.id >= OWN_PORT_ID_BASE ? inb.listener.id - OWN_PORT_ID_BASE : inb.listener.id
+    relay.send(wrap(msg.buf, msg.start, msg.end, listenerId, inb.source), port, '127.0.0.1')
     handedOver++
     return true
   }
@@ -157,7 +160,7 @@ export async function attachWorker(edge: Edge, index: number, send: (m: ToPrimar
       id: b.id, set: b.set, uri: b.uri, weight: b.weight, priority: b.priority, admin: b.admin, health: b.health, activeCalls: b.activeCalls, source: b.source,
     }))
     const unready = edge.mediaUnready()
-    send({ t: 'sipedge:status', worker: index, backends, dialogs: edge.proxy.dialogs.size, draining: edge.draining, probing: edge.config.probe.enabled, ...(unready !== undefined ? { unready } : {}) })
+    send({ t: 'sipedge:status', worker: index, backends, dialogs: edge.proxy.dialogs.size, draining: edge.draining, probing: edge.probing, ...(unready !== undefined ? { unready } : {}) })
   }
   const timer = setInterval(report, SYNC_MS)
   timer.unref()
