@@ -20,7 +20,8 @@ import { startAdmin, type AdminServer } from './admin.js'
 import { adminTarget } from './admin_target.js'
 import { webrtcPage } from './webrtc_page.js'
 import { DEFAULT_CONFIG, changedKeys, parseBackendSpec, validateConfig, type EdgeConfig } from './config.js'
-import { etcdConnection, inboundTrunks, nextHops, proxyOptions, servedDomains, sourceFilter } from './config_inputs.js'
+import { inboundTrunks, nextHops, proxyOptions, servedDomains, sourceFilter } from './config_inputs.js'
+import { startEtcd } from './etcd_start.js'
 import { keepRunning, restartNeeded } from './reload_keys.js'
 import { HepExporter } from './hep.js'
 import { componentLogger, createLogger, applyLogLevels } from './logger.js'
@@ -194,28 +195,9 @@ export class Edge extends EventEmitter<EdgeEvents> {
       this.captureOutgoing(this.hep)
     }
     await this.startProber(c.probe)
-    if (c.etcd) {
-      const e = c.etcd
-      // Loaded only when configured: the etcd client (gRPC, protobufjs) costs ~40 MB and start-up time.
-      const { EtcdSource } = await import('../discovery/etcd_source.js')
-      this.etcd = new EtcdSource(this.dispatcher, {
-        endpoints: e.endpoints,
-        prefix: e.prefix,
-        logger: componentLogger(this.log, c, 'etcd'),
-        ...etcdConnection(e),
-      })
-      void this.etcd.start()
-      if (this.defence) {
-        const { SharedBans } = await import('../defence/shared.js')
-        this.sharedBans = new SharedBans(this.defence, {
-          endpoints: e.endpoints,
-          prefix: c.defence.etcdPrefix,
-          logger: componentLogger(this.log, c, 'defence'),
-          ...etcdConnection(e),
-        })
-        void this.sharedBans.start()
-      }
-    }
+    const discovery = await startEtcd(c, this.dispatcher, this.defence, this.log)
+    this.etcd = discovery.etcd
+    this.sharedBans = discovery.sharedBans
     if (c.admin) {
       const adminLog = componentLogger(this.log, c, 'admin')
       this.admin = await startAdmin(adminTarget(this), {
