@@ -169,7 +169,8 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
   if (worker !== undefined) log = log.child({ worker })
   for (const w of load.warnings) if (worker === undefined) log.warn({ component: 'config' }, w)
   // Read by V8 each time it sizes the old generation after a full GC, so setting it now still applies.
-  if (config.limits.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.limits.heapGrowthPercent}`)
+  const heapGrowthPercent = config.limits.heapGrowthPercent
+  if (heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${heapGrowthPercent}`)
   if (workers > 1 && worker === undefined) {
     const primaryLog = log
     const reloadOwn = (): void => {
@@ -191,8 +192,7 @@ async function runEdge(argv: string[], io: CliIo): Promise<number> {
     log.fatal({ err }, 'sipedge failed to start')
     return 1
   }
-  const heap = config.limits.heapGrowthPercent > 0 ? { heapGrowthPercent: config.limits.heapGrowthPercent } : {}
-  log.info({ version: VERSION, node: process.version, config: load.file ?? null, ...heap }, worker === undefined ? 'sipedge running (SIGTERM/SIGINT drain, SIGHUP reloads)' : 'sipedge worker running')
+  log.info({ version: VERSION, node: process.version, config: load.file ?? null, ...(heapGrowthPercent > 0 ? { heapGrowthPercent } : {}) }, worker === undefined ? 'sipedge running (SIGTERM/SIGINT drain, SIGHUP reloads)' : 'sipedge worker running')
 
   return new Promise<number>((resolve) => {
     let stopping = false

@@ -138,7 +138,7 @@ export class PathStep {
     }
     if (msg.indexOf('Path') >= 0) ed.removeHeaders('Path')
     const ka = this.keepalive
-    if (ka && msg.status >= 200 && msg.status < 300 && st.request) ka.learn(st, st.request, msg)
+    if (ka && status >= 200 && status < 300 && st.request) ka.learn(st, st.request, msg)
   }
 }
 

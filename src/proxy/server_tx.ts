@@ -137,10 +137,10 @@ export class ServerTransactions {
     if (st.state >= enumState.accepted) return
     if (st.lastStatus >= 200 && !(status < 300 && st.isInvite)) return
     st.lastStatus = status
-    st.lastResponse = held(out)
     // Answered: nothing will be forwarded again. What the held transaction still refers to lives on for its
     // 5 s hold and gets promoted by the young-generation GC (the pause behind the latency tail): the route
     // state keeps the request's parsed Route entries, and through them the received datagram.
+    st.request = undefined
     st.hookEdit = undefined
     st.bestResponse = undefined
     st.tried = undefined
@@ -152,19 +152,19 @@ export class ServerTransactions {
       // Accepted (RFC 6026): absorb retransmitted INVITEs, let the end-to-end 2xx retransmissions through;
       // after WAIT, only the key stays, in `answered`, for the rest of timer L.
       st.state = enumState.accepted
-      st.request = undefined
       st.lastResponse = undefined
       core.wheel.arm(st, WAIT)
-    } else if (st.isInvite) {
-      st.state = enumState.completed
-      st.request = undefined
-      st.retransMs = T1
-      st.giveUpAt = Date.now() + TIMER_B
-      core.wheel.arm(st, st.reliable ? TIMER_B : T1) // timer G until the ACK, H as the bound
     } else {
+      // Kept to answer the request's retransmissions (timers G/J).
       st.state = enumState.completed
-      st.request = undefined
-      core.wheel.arm(st, st.reliable ? 0 : WAIT) // timer J
+      st.lastResponse = held(out)
+      if (st.isInvite) {
+        st.retransMs = T1
+        st.giveUpAt = Date.now() + TIMER_B
+        core.wheel.arm(st, st.reliable ? TIMER_B : T1) // timer G until the ACK, H as the bound
+      } else {
+        core.wheel.arm(st, st.reliable ? 0 : WAIT) // timer J
+      }
     }
     // A branch left pending ends with the answer, unless abandoned: that one still owes a CANCEL or an ACK.
     if (st.client && st.client.state < enumState.completed && !st.client.abandoned && status >= 300) this.clients.complete(st.client)
